@@ -1,0 +1,3 @@
+from .loading import ImageDecodeError, RobustLoadImageFromFile, decode_to_bgr
+
+__all__ = ['ImageDecodeError', 'RobustLoadImageFromFile', 'decode_to_bgr']

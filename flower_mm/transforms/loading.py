@@ -1,0 +1,82 @@
+"""Image loading that turns whatever a photo file holds into 3-channel BGR."""
+import io
+
+import mmcv
+import numpy as np
+from mmcv.transforms import LoadImageFromFile
+from mmengine.fileio import get as read_bytes
+from PIL import Image, ImageOps
+from mmpretrain.registry import TRANSFORMS
+
+
+class ImageDecodeError(RuntimeError):
+    """An image file could not be decoded."""
+
+
+@TRANSFORMS.register_module()
+class RobustLoadImageFromFile(LoadImageFromFile):
+    """Load an image as a 3-channel uint8 BGR array, whatever the file holds.
+
+    OpenCV decodes the common cases fast and already normalises them:
+    grayscale, palette and 16-bit PNGs, CMYK JPEGs, and EXIF orientation.
+    Files OpenCV cannot read go through Pillow. A file neither can decode
+    raises :class:`ImageDecodeError` naming it, instead of mmcv's bare
+    ``None`` or a crash later in the pipeline.
+
+    Required keys: ``img_path``. Added keys: ``img``, ``img_shape``,
+    ``ori_shape``.
+    """
+
+    def transform(self, results: dict) -> dict:
+        path = results['img_path']
+        try:
+            data = read_bytes(path, backend_args=self.backend_args)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f'Image file "{path}" does not exist: {err}. Re-run the data '
+                'preparation or remove it from the annotation file.') from err
+        img = decode_to_bgr(data, path)
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results['img'] = img
+        results['img_shape'] = img.shape[:2]
+        results['ori_shape'] = img.shape[:2]
+        return results
+
+
+def decode_to_bgr(data: bytes, path: str = '<bytes>') -> np.ndarray:
+    """Decode image bytes to a contiguous HxWx3 uint8 BGR array."""
+    if not data:
+        raise ImageDecodeError(f'Image file "{path}" is empty (0 bytes).')
+    img = None
+    try:
+        img = mmcv.imfrombytes(data, flag='color', backend='cv2')
+    except Exception:  # OpenCV raises on some malformed files; try Pillow.
+        img = None
+    if img is None:
+        try:
+            img = _pillow_to_bgr(data)
+        except Exception as err:
+            raise ImageDecodeError(
+                f'Cannot decode image file "{path}" ({len(data)} bytes): '
+                f'{err}. Replace or remove the file; '
+                '`python tools/prepare_flowers.py` lists such files.'
+            ) from err
+    return img
+
+
+def _pillow_to_bgr(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as pil:
+        pil = ImageOps.exif_transpose(pil)
+        if pil.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+            # 16/32-bit grayscale: keep the high byte, as OpenCV does.
+            arr = np.asarray(pil, dtype=np.uint32) >> (
+                8 if pil.mode.startswith('I;16') else 24)
+            pil = Image.fromarray(arr.astype(np.uint8), mode='L')
+        if pil.mode in ('RGBA', 'LA', 'PA') or (
+                pil.mode == 'P' and 'transparency' in pil.info):
+            rgba = pil.convert('RGBA')
+            pil = Image.new('RGB', rgba.size, (255, 255, 255))
+            pil.paste(rgba, mask=rgba.getchannel('A'))
+        rgb = np.asarray(pil.convert('RGB'))
+    return np.ascontiguousarray(rgb[..., ::-1])

@@ -1,0 +1,131 @@
+"""Fixtures: a tiny learnable flower dataset and a local "pretrained" model.
+
+Nothing here touches the network: the ImageNet checkpoint the configs name is
+replaced by one the fixture writes in MMPretrain's format.
+"""
+import os
+import os.path as osp
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from flower_mm.datasets import FLOWER_CLASSES  # noqa: E402
+
+# One strongly separated colour (BGR) per class, so the synthetic task is
+# learnable in a few iterations even from a random backbone.
+CLASS_COLOURS = [(255, 255, 255), (0, 255, 255), (0, 0, 255), (0, 128, 0),
+                 (255, 0, 255)]
+IMG_SIZE = 64
+TINY_IMG = 48
+
+
+def make_flower_image(label: int, rng: np.random.Generator,
+                      size: int = TINY_IMG) -> np.ndarray:
+    """A noisy image of the class colour with a random dark blob."""
+    img = np.empty((size, size, 3), np.float32)
+    img[:] = CLASS_COLOURS[label]
+    img += rng.normal(0, 20, img.shape)
+    cx, cy = rng.integers(8, size - 8, 2)
+    cv2.circle(img, (int(cx), int(cy)), int(rng.integers(3, 8)), (20, 20, 20),
+               -1)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def write_flower_split(root: Path, split: str, per_class: int,
+                       seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for label, name in enumerate(FLOWER_CLASSES):
+        cls_dir = root / split / name
+        cls_dir.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            cv2.imwrite(
+                str(cls_dir / f'{name}_{i:03d}.jpg'),
+                make_flower_image(label, rng))
+
+
+def make_flower_dataset(root: Path, train_per_class=4, val_per_class=3):
+    write_flower_split(root, 'train', train_per_class, seed=1)
+    write_flower_split(root, 'val', val_per_class, seed=2)
+    return root
+
+
+@pytest.fixture(scope='session')
+def flower_data_root(tmp_path_factory) -> Path:
+    """data/flower_dataset with train/ (4 per class) and val/ (3 per class)."""
+    return make_flower_dataset(
+        tmp_path_factory.mktemp('data') / 'flower_dataset')
+
+
+def make_pretrained_checkpoint(path: Path, depth: int = 50,
+                               seed: int = 0) -> Path:
+    """An ImageNet-like ResNet checkpoint in MMPretrain's format."""
+    from mmpretrain.models import ResNet
+    torch.manual_seed(seed)
+    backbone = ResNet(depth=depth)  # PyTorch's default init, seeded
+    state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    out_channels = 2048 if depth >= 50 else 512
+    state_dict['head.fc.weight'] = torch.randn(1000, out_channels) * 0.01
+    state_dict['head.fc.bias'] = torch.zeros(1000)
+    torch.save({'meta': {'epoch': 100}, 'state_dict': state_dict}, path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def pretrained_ckpt(tmp_path_factory) -> Path:
+    return make_pretrained_checkpoint(
+        tmp_path_factory.mktemp('ckpt') / 'resnet50_in1k.pth')
+
+
+def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
+                     batch_size: int = 5) -> list:
+    """--cfg-options shrinking a flower config: data root, image size,
+    epochs, batch size and the pretrained checkpoint, nothing else."""
+    opts = [
+        f'model.backbone.init_cfg.checkpoint={checkpoint}',
+        f'train_cfg.max_epochs={epochs}',
+        f'train_dataloader.batch_size={batch_size}',
+        f'train_dataloader.dataset.pipeline.1.scale={IMG_SIZE}',
+    ]
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={data_root}')
+    for loader in ('val_dataloader', 'test_dataloader'):
+        opts += [
+            f'{loader}.batch_size={batch_size}',
+            f'{loader}.dataset.pipeline.1.scale={IMG_SIZE + 8}',
+            f'{loader}.dataset.pipeline.2.crop_size={IMG_SIZE}',
+        ]
+    return opts
+
+
+def run_tool(args, cwd, env=None, check=True, timeout=600):
+    """Run a command as a user would, returning the CompletedProcess."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, *map(str, args)],
+                          cwd=cwd,
+                          env=full_env,
+                          capture_output=True,
+                          text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f'{args} exited {proc.returncode}\nstdout:\n{proc.stdout[-5000:]}'
+            f'\nstderr:\n{proc.stderr[-5000:]}')
+    return proc
+
+
+@pytest.fixture
+def repo_root() -> Path:
+    return REPO_ROOT
+
+
+def config_path(name: str) -> str:
+    return osp.join(REPO_ROOT, 'configs', name)
