@@ -1,0 +1,87 @@
+import shutil
+
+import pytest
+from conftest import make_flower_dataset
+
+from flower_mm.datasets import FLOWER_CLASSES, FlowerDataError, FlowerDataset
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    return make_flower_dataset(tmp_path / 'flower_dataset', 2, 1)
+
+
+def test_reads_class_folders_with_fixed_labels(data_root):
+    dataset = FlowerDataset(data_root=str(data_root), data_prefix='train')
+    assert dataset.CLASSES == FLOWER_CLASSES
+    assert len(dataset) == 10
+    for info in map(dataset.get_data_info, range(len(dataset))):
+        cls_name = info['img_path'].split('/')[-2]
+        assert info['gt_label'] == FLOWER_CLASSES.index(cls_name)
+
+
+def test_reads_an_annotation_file(data_root):
+    (data_root / 'val.txt').write_text('tulip/tulip_000.jpg 4\n'
+                                       'daisy/daisy_000.jpg 0\n')
+    dataset = FlowerDataset(
+        data_root=str(data_root), data_prefix='val', ann_file='val.txt')
+    infos = map(dataset.get_data_info, range(len(dataset)))
+    assert [(i['img_path'], i['gt_label']) for i in infos] == [
+        (str(data_root / 'val' / 'tulip' / 'tulip_000.jpg'), 4),
+        (str(data_root / 'val' / 'daisy' / 'daisy_000.jpg'), 0),
+    ]
+
+
+def test_missing_data_root_says_how_to_get_the_data(tmp_path):
+    with pytest.raises(FlowerDataError) as err:
+        FlowerDataset(data_root=str(tmp_path / 'nowhere'), data_prefix='train')
+    msg = str(err.value)
+    assert f'"{tmp_path / "nowhere"}" does not exist' in msg
+    assert 'python tools/prepare_flowers.py' in msg
+    assert '<data_root>/train/<class>/*.jpg' in msg
+
+
+def test_missing_split_folder(data_root):
+    shutil.rmtree(data_root / 'val')
+    with pytest.raises(FlowerDataError, match=r'Split folder ".*val" does '
+                       'not exist'):
+        FlowerDataset(data_root=str(data_root), data_prefix='val')
+
+
+def test_missing_and_unexpected_class_folders_are_named(data_root):
+    (data_root / 'train' / 'rose').rename(data_root / 'train' / 'roses')
+    with pytest.raises(FlowerDataError) as err:
+        FlowerDataset(data_root=str(data_root), data_prefix='train')
+    msg = str(err.value)
+    assert "missing: ['rose']" in msg
+    assert "unexpected: ['roses']" in msg
+    assert "expected exactly ['daisy', 'dandelion', 'rose', 'sunflower', " \
+           "'tulip']" in msg
+
+
+def test_class_without_images_is_an_error(data_root):
+    for f in (data_root / 'train' / 'tulip').iterdir():
+        f.unlink()
+    (data_root / 'train' / 'tulip' / 'notes.txt').write_text('no image')
+    with pytest.raises(FlowerDataError,
+                       match=r"has no images .* for the classes \['tulip'\]"):
+        FlowerDataset(data_root=str(data_root), data_prefix='train')
+
+
+def test_empty_annotation_file_is_an_empty_split(data_root):
+    (data_root / 'train.txt').write_text('')
+    with pytest.raises(FlowerDataError, match='is empty: it lists no images'):
+        FlowerDataset(
+            data_root=str(data_root), data_prefix='train',
+            ann_file='train.txt')
+
+
+def test_bad_annotation_line_names_file_and_line(data_root):
+    (data_root / 'train.txt').write_text('daisy/daisy_000.jpg 0\n'
+                                         'daisy/daisy_001.jpg 7\n')
+    with pytest.raises(FlowerDataError,
+                       match=r'train.txt, line 2: expected "<image path> '
+                       r'<label 0..4>", got "daisy/daisy_001.jpg 7"'):
+        FlowerDataset(
+            data_root=str(data_root), data_prefix='train',
+            ann_file='train.txt')

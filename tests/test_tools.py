@@ -1,0 +1,185 @@
+"""tools/train.py and tools/test.py end to end, run as a user runs them."""
+import json
+import os.path as osp
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import REPO_ROOT, config_path, run_tool, tiny_cfg_options
+
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+TEST = REPO_ROOT / 'tools' / 'test.py'
+MMPRETRAIN_TOOLS = Path(__import__('mmpretrain').__file__).parent / '.mim' / \
+    'tools'
+
+
+def read_scalars(work_dir: Path) -> list:
+    """Every record of the newest run's vis_data/scalars.json."""
+    runs = sorted(p for p in work_dir.iterdir()
+                  if (p / 'vis_data' / 'scalars.json').exists())
+    assert runs, f'no scalars.json under {work_dir}'
+    lines = (runs[-1] / 'vis_data' / 'scalars.json').read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def val_top1_by_epoch(records) -> dict:
+    return {
+        r['step']: r['accuracy/top1']
+        for r in records if 'accuracy/top1' in r
+    }
+
+
+@pytest.fixture(scope='module')
+def trained_run(tmp_path_factory, flower_data_root, pretrained_ckpt):
+    """One 2-epoch tools/train.py run of the main config on tiny data."""
+    cwd = tmp_path_factory.mktemp('run')
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--cfg-options',
+        *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=2)
+    ],
+                    cwd=cwd)
+    return cwd, cwd / 'work_dirs' / 'resnet50_flowers', proc
+
+
+def test_train_writes_checkpoints_logs_and_metrics(trained_run,
+                                                   pretrained_ckpt):
+    cwd, work_dir, proc = trained_run
+    log = proc.stdout + proc.stderr
+    names = sorted(p.name for p in work_dir.iterdir())
+    assert 'epoch_1.pth' in names and 'epoch_2.pth' in names
+    assert (work_dir / 'last_checkpoint').read_text().strip().endswith(
+        'epoch_2.pth')
+    best = [n for n in names if n.startswith('best_accuracy_top1_epoch_')]
+    assert len(best) == 1, names
+    # The pretrained weights were loaded from the local file, not the URL.
+    assert f'load backbone in model from: {pretrained_ckpt}' in log
+    assert 'download.openmmlab.com' not in log.split('Config:')[0]
+
+    top1 = val_top1_by_epoch(read_scalars(work_dir))
+    assert sorted(top1) == [1, 2]
+    assert all(0.0 <= v <= 100.0 for v in top1.values())
+    best_epoch = int(re.search(r'epoch_(\d+)', best[0]).group(1))
+    assert top1[best_epoch] == max(top1.values())
+    # Training losses were logged every iteration window and are finite.
+    losses = [r['loss'] for r in read_scalars(work_dir) if 'loss' in r]
+    assert losses and all(l == l and l < 100 for l in losses)
+
+
+def test_test_tool_reproduces_best_val_accuracy(trained_run, flower_data_root,
+                                                pretrained_ckpt):
+    cwd, work_dir, _ = trained_run
+    best = next(work_dir.glob('best_accuracy_top1_epoch_*.pth'))
+    best_epoch = int(re.search(r'epoch_(\d+)', best.name).group(1))
+    expected = val_top1_by_epoch(read_scalars(work_dir))[best_epoch]
+
+    proc = run_tool([
+        TEST,
+        config_path('resnet50_flowers.py'), best, '--out', 'preds.pkl',
+        '--cfg-options', *tiny_cfg_options(flower_data_root, pretrained_ckpt)
+    ],
+                    cwd=cwd)
+    reported = float(
+        re.search(r'Epoch\(test\).*accuracy/top1: ([\d.]+)',
+                  proc.stdout + proc.stderr).group(1))
+    assert reported == pytest.approx(expected)
+
+    with open(cwd / 'preds.pkl', 'rb') as f:
+        preds = pickle.load(f)
+    assert len(preds) == 15  # 3 val images x 5 classes
+    correct = sum(int(p['pred_label']) == int(p['gt_label']) for p in preds)
+    assert 100.0 * correct / len(preds) == pytest.approx(expected)
+
+
+def test_resume_continues_from_the_latest_checkpoint(trained_run,
+                                                     flower_data_root,
+                                                     pretrained_ckpt):
+    cwd, work_dir, _ = trained_run
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--resume', '--cfg-options',
+        *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=3)
+    ],
+                    cwd=cwd)
+    log = proc.stdout + proc.stderr
+    assert 'Auto resumed from the latest checkpoint' in log
+    assert 'resumed epoch: 2' in log
+    # Only the third epoch ran: no epoch 1 or 2 training lines.
+    assert re.findall(r'Epoch\(train\)\s+\[(\d+)\]', log) == ['3']
+    assert (work_dir / 'epoch_3.pth').exists()
+    ckpt = torch.load(work_dir / 'epoch_3.pth', map_location='cpu')
+    assert ckpt['meta']['epoch'] == 3
+
+
+def test_resume_from_named_checkpoint_loads_safely(trained_run, tmp_path,
+                                                   flower_data_root,
+                                                   pretrained_ckpt):
+    _, work_dir, _ = trained_run
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--resume',
+        work_dir / 'epoch_1.pth', '--work-dir', tmp_path / 'resumed',
+        '--cfg-options',
+        *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=2)
+    ],
+                    cwd=tmp_path)
+    assert 'resumed epoch: 1' in proc.stdout + proc.stderr
+    assert (tmp_path / 'resumed' / 'epoch_2.pth').exists()
+
+
+def test_mmpretrain_packaged_train_tool_runs_the_config(
+        tmp_path, flower_data_root, pretrained_ckpt):
+    """The configs are plain MMPretrain configs: its own tool runs them."""
+    proc = run_tool([
+        MMPRETRAIN_TOOLS / 'train.py',
+        config_path('resnet50_flowers.py'), '--work-dir', tmp_path / 'wd',
+        '--cfg-options',
+        *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
+    ],
+                    cwd=tmp_path,
+                    env={'PYTHONPATH': str(REPO_ROOT)})
+    assert (tmp_path / 'wd' / 'epoch_1.pth').exists()
+    assert 'accuracy/top1' in proc.stdout + proc.stderr
+
+
+def test_test_tool_rejects_missing_checkpoint(tmp_path):
+    proc = run_tool(
+        [TEST, config_path('resnet50_flowers.py'), 'no/such/file.pth'],
+        cwd=tmp_path,
+        check=False)
+    assert proc.returncode != 0
+    assert 'checkpoint "no/such/file.pth" does not exist' in proc.stderr
+
+
+def test_train_stops_when_pretrained_weights_cannot_be_fetched(
+        tmp_path, flower_data_root, pretrained_ckpt):
+    """Offline: the URL fails; the message says where and what to do."""
+    url = 'http://127.0.0.1:9/resnet50_8xb32_in1k_20210831-ea4938fc.pth'
+    opts = tiny_cfg_options(flower_data_root, pretrained_ckpt)
+    opts[0] = f'model.backbone.init_cfg.checkpoint={url}'
+    proc = run_tool(
+        [TRAIN, config_path('resnet50_flowers.py'), '--cfg-options', *opts],
+        cwd=tmp_path,
+        env={'TORCH_HOME': str(tmp_path / 'torch_home')},
+        check=False)
+    assert proc.returncode != 0
+    err = proc.stderr
+    assert f'downloading {url} into the cache' in err
+    assert str(tmp_path / 'torch_home' / 'hub' / 'checkpoints') in err
+    assert ('--cfg-options model.backbone.init_cfg.checkpoint=/path/to/'
+            'resnet50_8xb32_in1k_20210831-ea4938fc.pth') in err
+    assert not list((tmp_path / 'work_dirs').rglob('*.pth'))
+
+
+def test_amp_without_cuda_is_one_clear_line(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA: --amp is supported here')
+    proc = run_tool(
+        [TRAIN, config_path('resnet50_flowers.py'), '--amp'],
+        cwd=tmp_path,
+        check=False)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        'error: --amp needs a CUDA GPU')
