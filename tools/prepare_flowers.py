@@ -53,9 +53,7 @@ def parse_args(argv=None):
         help='rebuild the split even over one made with another seed, ratio '
         'or source')
     parser.add_argument(
-        '--no-progress',
-        action='store_true',
-        help='do not show progress bars')
+        '--no-progress', action='store_true', help='do not show progress bars')
     parser.add_argument(
         '--workers',
         type=int,
@@ -84,7 +82,8 @@ def main(argv=None) -> int:
     print()
     print(result.summary())
     print()
-    state = ('Already prepared' if result.already_prepared else 'Split written')
+    state = ('Already prepared'
+             if result.already_prepared else 'Split written')
     print(f'{state}: {result.out_dir} (seed {result.seed}, val ratio '
           f'{result.val_ratio}, source sha256 {result.source_sha256})')
     print(f'Report: {result.report_path} ({len(result.rejected)} rejected, '

@@ -54,8 +54,7 @@ __all__ = [
 ]
 
 #: The five classes, in label order (label = index).
-CLASSES: Tuple[str, ...] = ('daisy', 'dandelion', 'rose', 'sunflower',
-                            'tulip')
+CLASSES: Tuple[str, ...] = ('daisy', 'dandelion', 'rose', 'sunflower', 'tulip')
 #: Folder names accepted for each class (compared case-insensitively).
 CLASS_ALIASES: Dict[str, str] = {
     'daisy': 'daisy', 'daisies': 'daisy',
@@ -86,8 +85,8 @@ SPLIT_RULE = (
     '(hex); the first max(1, min(n - 1, int(n * val_ratio + 0.5))) go to val '
     '(none when n < 2), the rest to train')
 _LOCK_NAME = '.prepare.lock'
-_ARCHIVE_SUFFIXES = ('.tar.gz', '.tar.bz2', '.tar.xz', '.tgz', '.tbz2',
-                     '.txz', '.tar', '.zip')
+_ARCHIVE_SUFFIXES = ('.tar.gz', '.tar.bz2', '.tar.xz', '.tgz', '.tbz2', '.txz',
+                     '.tar', '.zip')
 _CHUNK = 1 << 20
 
 Logger = Union[None, str, 'logging.Logger']  # noqa: F821
@@ -142,16 +141,16 @@ class PreparationResult:
             rows.append((c, str(self.counts['train'].get(c, 0)),
                          str(self.counts['val'].get(c, 0)), str(rejected[c])))
         if other:
-            rows.append(('(other)', '', '', str(other)))
-        rows.append(('total', str(sum(self.counts['train'].values())),
-                     str(sum(self.counts['val'].values())),
-                     str(len(self.rejected))))
+            rows.append(('(archive)', '', '', str(other)))
+        rows.append(
+            ('total', str(sum(self.counts['train'].values())),
+             str(sum(self.counts['val'].values())), str(len(self.rejected))))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = []
         for i, r in enumerate(rows):
-            lines.append('  '.join([r[0].ljust(widths[0])] + [
-                r[j].rjust(widths[j]) for j in range(1, 4)
-            ]))
+            lines.append(
+                '  '.join([r[0].ljust(widths[0])] +
+                          [r[j].rjust(widths[j]) for j in range(1, 4)]))
             if i == 0 or i == len(rows) - 2:
                 lines.append('  '.join('-' * w for w in widths))
         return '\n'.join(lines)
@@ -240,9 +239,10 @@ class _Progress:
         if not enabled:
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, MofNCompleteColumn,
-                                   Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (BarColumn, DownloadColumn,
+                                   MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn,
+                                   TransferSpeedColumn)
         columns = [TextColumn('{task.description}'), BarColumn()]
         if unit_bytes:
             columns += [DownloadColumn(), TransferSpeedColumn()]
@@ -395,8 +395,8 @@ class _Extraction:
         for i, part in enumerate(parts):
             reason = _ignored_reason(part)
             if reason:
-                shown = '/'.join(parts[:i + 1]) + ('/' if i + 1 < len(parts)
-                                                   else '')
+                shown = '/'.join(
+                    parts[:i + 1]) + ('/' if i + 1 < len(parts) else '')
                 if shown not in self._ignored_seen:
                     self._ignored_seen.add(shown)
                     self.ignored.append({'path': shown, 'reason': reason})
@@ -406,8 +406,8 @@ class _Extraction:
     def link_target(self, parts: List[str], linkname: str,
                     symlink: bool) -> Optional[str]:
         """The archive-relative target of a link, or None if it escapes."""
-        if linkname.startswith(('/', '\\')) or re.match(r'^[A-Za-z]:',
-                                                        linkname):
+        if linkname.startswith(
+            ('/', '\\')) or re.match(r'^[A-Za-z]:', linkname):
             return None
         base = posixpath.dirname('/'.join(parts)) if symlink else ''
         target = posixpath.normpath(
@@ -435,8 +435,9 @@ class _Extraction:
 
 def _extract_tar(archive: Path, ex: _Extraction, progress: bool) -> None:
     size = archive.stat().st_size
-    with open(archive, 'rb') as raw, _Progress(
-            progress, f'Extracting {archive.name}', size, True) as bar:
+    with open(archive,
+              'rb') as raw, _Progress(progress, f'Extracting {archive.name}',
+                                      size, True) as bar:
         try:
             tf = tarfile.open(fileobj=raw, mode='r:*')
         except (tarfile.TarError, OSError, EOFError) as e:
@@ -468,15 +469,19 @@ def _extract_tar_member(tf: tarfile.TarFile, m: tarfile.TarInfo,
         target = ex.link_target(parts, m.linkname, m.issym())
         if target is None:
             ex.rejected.append({
-                'path': m.name,
-                'reason': 'unsafe archive member: link pointing outside the '
+                'path':
+                m.name,
+                'reason':
+                'unsafe archive member: link pointing outside the '
                 f'archive (-> {m.linkname})'
             })
             return
         if target not in members:
             ex.rejected.append({
-                'path': m.name,
-                'reason': f'link to a file not in the archive (-> {target})'
+                'path':
+                m.name,
+                'reason':
+                f'link to a file not in the archive (-> {target})'
             })
             return
         source_member = members[target]
@@ -484,8 +489,10 @@ def _extract_tar_member(tf: tarfile.TarFile, m: tarfile.TarInfo,
         source_member = m
     else:
         ex.rejected.append({
-            'path': m.name,
-            'reason': 'unsafe archive member: special file (device, FIFO)'
+            'path':
+            m.name,
+            'reason':
+            'unsafe archive member: special file (device, FIFO)'
         })
         return
     try:
@@ -524,8 +531,10 @@ def _extract_zip(archive: Path, ex: _Extraction, progress: bool) -> None:
                 target = ex.link_target(parts, linkname, True)
                 if target is None:
                     ex.rejected.append({
-                        'path': info.filename,
-                        'reason': 'unsafe archive member: link pointing '
+                        'path':
+                        info.filename,
+                        'reason':
+                        'unsafe archive member: link pointing '
                         f'outside the archive (-> {linkname})'
                     })
                     continue
@@ -533,15 +542,20 @@ def _extract_zip(archive: Path, ex: _Extraction, progress: bool) -> None:
                 if source_info is None or source_info.is_dir() or stat.S_ISLNK(
                         source_info.external_attr >> 16):
                     ex.rejected.append({
-                        'path': info.filename,
-                        'reason': f'link to a file not in the archive '
+                        'path':
+                        info.filename,
+                        'reason':
+                        f'link to a file not in the archive '
                         f'(-> {target})'
                     })
                     continue
-            elif mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            elif stat.S_IFMT(mode) and not stat.S_ISREG(mode):
+                # (zip tools that do not record a file type leave it 0)
                 ex.rejected.append({
-                    'path': info.filename,
-                    'reason': 'unsafe archive member: special file (device, '
+                    'path':
+                    info.filename,
+                    'reason':
+                    'unsafe archive member: special file (device, '
                     'FIFO)'
                 })
                 continue
@@ -610,9 +624,15 @@ def _extract_cached(archive: Path, sha: str, extracted_dir: Path,
             shutil.rmtree(dest)
         os.replace(tmp, dest)
         with open(marker, 'w', encoding='utf-8') as f:
-            json.dump({'archive': str(archive), 'archive_sha256': sha,
-                       'rejected': rejected, 'ignored': ignored}, f,
-                      indent=2)
+            json.dump(
+                {
+                    'archive': str(archive),
+                    'archive_sha256': sha,
+                    'rejected': rejected,
+                    'ignored': ignored
+                },
+                f,
+                indent=2)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -647,7 +667,8 @@ def _visible_entries(folder: Path, root: Path,
     return dirs, files
 
 
-def _find_class_dirs(root: Path, ignored: List) -> Tuple[Path, Dict[str, Path]]:
+def _find_class_dirs(root: Path,
+                     ignored: List) -> Tuple[Path, Dict[str, Path]]:
     """Locate the folder holding the class folders (root or one level down)."""
     folder = root
     for _ in range(4):
@@ -708,9 +729,10 @@ def _scan(root: Path, ignored: List) -> List[_Candidate]:
                 if reason:
                     dirnames.remove(name)
                     ignored.append({
-                        'path': (here / name).relative_to(root).as_posix() +
-                        '/',
-                        'reason': reason
+                        'path':
+                        (here / name).relative_to(root).as_posix() + '/',
+                        'reason':
+                        reason
                     })
             for name in filenames:
                 path = here / name
@@ -720,8 +742,7 @@ def _scan(root: Path, ignored: List) -> List[_Candidate]:
                     ignored.append({'path': rel, 'reason': reason})
                 else:
                     candidates.append(_Candidate(cls, path, rel))
-    candidates.sort(
-        key=lambda c: (CLASSES.index(c.cls), _sort_key(c.relpath)))
+    candidates.sort(key=lambda c: (CLASSES.index(c.cls), _sort_key(c.relpath)))
     return candidates
 
 
@@ -826,12 +847,20 @@ def _verify(candidates: List[_Candidate], workers: int,
 # --------------------------------------------------------------------------
 def _split(accepted: List[_Checked], seed: int,
            val_ratio: float) -> Dict[str, Dict[str, List[_Checked]]]:
-    split = {'train': {c: [] for c in CLASSES}, 'val': {c: [] for c in CLASSES}}
+    split = {
+        'train': {
+            c: []
+            for c in CLASSES
+        },
+        'val': {
+            c: []
+            for c in CLASSES
+        }
+    }
     for cls in CLASSES:
         items = [a for a in accepted if a.candidate.cls == cls]
-        items.sort(key=lambda a: (hashlib.sha256(
-            f'{seed}:{a.sha256}'.encode()).hexdigest(), _sort_key(
-                a.candidate.relpath)))
+        items.sort(key=lambda a: (hashlib.sha256(f'{seed}:{a.sha256}'.encode(
+        )).hexdigest(), _sort_key(a.candidate.relpath)))
         n_val = val_count(len(items), val_ratio)
         split['val'][cls] = items[:n_val]
         split['train'][cls] = items[n_val:]
@@ -857,12 +886,16 @@ def _write_text(path: Path, lines: List[str]) -> None:
         f.writelines(line + '\n' for line in lines)
 
 
-def _report_lines(manifest: Dict) -> List[str]:
+def _report_lines(manifest: Dict, out_dir: Path) -> List[str]:
+    source_root = manifest['source_root']
+    if not osp.isabs(source_root):
+        source_root = str(out_dir / source_root)
     lines = [
         '# flower-mm data preparation report',
         f'# source: {manifest["source"]}',
         f'# source sha256: {manifest["source_sha256"]}',
-        f'# paths are relative to: {manifest["source_root"]}',
+        f'# paths are relative to: {source_root}',
+        '# (refused archive members are named as in the archive)',
         f'# rejected (not in the split, left where they are): '
         f'{len(manifest["rejected"])}',
     ]
@@ -873,7 +906,7 @@ def _report_lines(manifest: Dict) -> List[str]:
     return lines
 
 
-def _write_split(staging: Path, split: Dict, manifest: Dict,
+def _write_split(staging: Path, out_dir: Path, split: Dict, manifest: Dict,
                  progress: bool) -> None:
     total = sum(len(v) for s in split.values() for v in s.values())
     with _Progress(progress, 'Copying images', total) as bar:
@@ -894,9 +927,9 @@ def _write_split(staging: Path, split: Dict, manifest: Dict,
                     bar.advance()
             _write_text(staging / f'{name}.txt', lines)
     _write_text(staging / 'classes.txt', list(CLASSES))
-    _write_text(staging / REPORT_NAME, _report_lines(manifest))
-    with open(staging / MANIFEST_NAME, 'w', encoding='utf-8',
-              newline='\n') as f:
+    _write_text(staging / REPORT_NAME, _report_lines(manifest, out_dir))
+    with open(
+            staging / MANIFEST_NAME, 'w', encoding='utf-8', newline='\n') as f:
         json.dump(manifest, f, indent=2, ensure_ascii=False)
         f.write('\n')
 
@@ -984,7 +1017,8 @@ def _check_complete(out_dir: Path, m: Dict) -> None:
     if m.get('format_version', 0) > FORMAT_VERSION:
         raise PreparationError(
             f'{out_dir / MANIFEST_NAME} was written by a newer flower-mm '
-            f'(format {m["format_version"]}); update flower-mm or pass --force')
+            f'(format {m["format_version"]}); update flower-mm or pass --force'
+        )
     missing = _missing_split_files(out_dir)
     if missing:
         raise PreparationError(
@@ -1065,6 +1099,9 @@ def prepare_flowers(source: Optional[Union[str, Path]] = None,
     val_ratio = float(val_ratio)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise PreparationError(f'seed must be an integer, not {seed!r}')
+    if not str(out_dir):
+        raise PreparationError('out_dir must not be empty: give the folder '
+                               'the split goes to, e.g. data/flower_dataset')
     out_dir = Path(out_dir).expanduser().absolute()
     any_source = source is None
     source = DEFAULT_SOURCE_URL if source is None else str(source)
@@ -1092,14 +1129,14 @@ def prepare_flowers(source: Optional[Union[str, Path]] = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     with _file_lock(out_dir):
         return _prepare_locked(source, local, any_source, out_dir, val_ratio,
-                               seed, force, progress, logger, workers,
-                               retries, backoff, timeout, ids)
+                               seed, force, progress, logger, workers, retries,
+                               backoff, timeout, ids)
 
 
 def _source_sha(local: Path, ids: Dict[str, str]) -> str:
     if 'sha256' not in ids:
-        ids['sha256'] = (_tree_sha256(local)
-                         if local.is_dir() else sha256_file(local))
+        ids['sha256'] = (
+            _tree_sha256(local) if local.is_dir() else sha256_file(local))
     return ids['sha256']
 
 
@@ -1119,8 +1156,9 @@ def _existing_split(out_dir: Path, source: str, local: Optional[Path],
             local is not None
             and _source_sha(local, ids) == m['source_sha256']):
         _check_complete(out_dir, m)
-        _log(f'{out_dir} is already prepared (seed {seed}, val ratio '
-             f'{val_ratio}, from {m["source"]}); nothing to do', logger)
+        _log(
+            f'{out_dir} is already prepared (seed {seed}, val ratio '
+            f'{val_ratio}, from {m["source"]}); nothing to do', logger)
         return _result_from_manifest(out_dir, m)
     if local is not None:
         raise _other_source_error(out_dir, m, source, ids['sha256'])
@@ -1142,9 +1180,9 @@ def _check_no_overlap(src: Path, out_dir: Path) -> None:
         raise PreparationError(
             f'the output folder {out_dir} is inside the source folder '
             f'{src}; choose an --out outside it')
-    if _is_within(src_r, out_r) and not (
-            _is_within(src_r, out_r / EXTRACTED_DIR)
-            or _is_within(src_r, out_r / DOWNLOADS_DIR)):
+    if _is_within(src_r,
+                  out_r) and not (_is_within(src_r, out_r / EXTRACTED_DIR)
+                                  or _is_within(src_r, out_r / DOWNLOADS_DIR)):
         raise PreparationError(
             f'the source folder {src} is inside the output folder '
             f'{out_dir}; choose another --out')
@@ -1195,8 +1233,9 @@ def _prepare_locked(source: str, local: Optional[Path], any_source: bool,
         if old['source_sha256'] != source_sha:
             raise _other_source_error(out_dir, old, source, source_sha)
         _check_complete(out_dir, old)
-        _log(f'{out_dir} is already prepared from the same data; nothing to '
-             'do', logger)
+        _log(
+            f'{out_dir} is already prepared from the same data; nothing to '
+            'do', logger)
         return _result_from_manifest(out_dir, old)
 
     # 2. Extract.
@@ -1212,7 +1251,8 @@ def _prepare_locked(source: str, local: Optional[Path], any_source: bool,
 
     # 3. Find the classes and verify every image.
     candidates = _scan(root, ignored)
-    accepted, bad = _verify(candidates, workers or min(8, os.cpu_count() or 1),
+    accepted, bad = _verify(candidates, workers or min(8,
+                                                       os.cpu_count() or 1),
                             progress)
     rejected = bad + rejected
     for cls in CLASSES:
@@ -1240,8 +1280,10 @@ def _prepare_locked(source: str, local: Optional[Path], any_source: bool,
         'split_rule': SPLIT_RULE,
         'classes': list(CLASSES),
         'counts': {
-            s: {c: len(split[s][c])
-                for c in CLASSES}
+            s: {
+                c: len(split[s][c])
+                for c in CLASSES
+            }
             for s in ('train', 'val')
         },
         'totals': {
@@ -1253,7 +1295,7 @@ def _prepare_locked(source: str, local: Optional[Path], any_source: bool,
     }
     staging = Path(tempfile.mkdtemp(prefix='.staging-', dir=out_dir))
     try:
-        _write_split(staging, split, manifest, progress)
+        _write_split(staging, out_dir, split, manifest, progress)
         _commit(staging, out_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -1286,8 +1328,8 @@ def _tree_sha256(folder: Path) -> str:
         for name in filenames:
             if _ignored_reason(name) is None:
                 path = Path(dirpath) / name
-                entries.append((_sort_key(path.relative_to(folder).as_posix()),
-                                path))
+                entries.append(
+                    (_sort_key(path.relative_to(folder).as_posix()), path))
     h = hashlib.sha256()
     for key, path in sorted(entries):
         try:
