@@ -319,6 +319,40 @@ def test_foreign_split_without_manifest_is_refused(archives, tmp_path):
     assert is_prepared(out)
 
 
+def test_incomplete_split_is_detected(archives, tmp_path):
+    out = tmp_path / 'out'
+    prepare_flowers(archives['clean_tgz'], out, **QUIET)
+    victim = next((out / 'val' / 'tulip').iterdir())
+    victim.unlink()
+    with pytest.raises(PreparationError, match='incomplete') as e:
+        prepare_flowers(archives['clean_tgz'], out, **QUIET)
+    assert f'val/tulip/{victim.name}' in str(e.value)
+    assert not is_prepared(out)
+    prepare_flowers(archives['clean_tgz'], out, force=True, **QUIET)
+    assert victim.is_file()
+
+
+def test_concurrent_runs_prepare_once(archives, tmp_path):
+    """Training ranks that all call prepare_flowers get one split."""
+    out = tmp_path / 'out'
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(prepare_flowers(archives['tgz'], out, **QUIET))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(r.already_prepared for r in results) == [False, True, True]
+    assert len(os.listdir(out / 'extracted')) == 2  # one folder, one .json
+
+
 # --------------------------------------------------------------------------
 # Rejections, unsafe members, nothing written outside
 # --------------------------------------------------------------------------

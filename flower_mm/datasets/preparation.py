@@ -1122,7 +1122,7 @@ def prepare_flowers(source: Optional[Union[str, Path]] = None,
     ids: Dict[str, str] = {}  # the source's sha256, once computed
     if not force:  # fast path: writes nothing, downloads nothing
         done = _existing_split(out_dir, source, local, any_source, seed,
-                               val_ratio, ids, logger)
+                               val_ratio, ids, logger, False)
         if done is not None:
             return done
 
@@ -1142,10 +1142,14 @@ def _source_sha(local: Path, ids: Dict[str, str]) -> str:
 
 def _existing_split(out_dir: Path, source: str, local: Optional[Path],
                     any_source: bool, seed: int, val_ratio: float,
-                    ids: Dict[str, str],
-                    logger: Logger) -> Optional[PreparationResult]:
+                    ids: Dict[str, str], logger: Logger,
+                    locked: bool) -> Optional[PreparationResult]:
     """The existing split if it is what was asked for; None if there is
-    none, or if a URL source has to be downloaded to tell."""
+    none, or if a URL source has to be downloaded to tell.
+
+    Without the lock, an incomplete split may be another process's commit
+    in progress: None, so that the caller takes the lock and looks again.
+    """
     m = _load_manifest(out_dir)
     if m is None:
         return None
@@ -1155,6 +1159,8 @@ def _existing_split(out_dir: Path, source: str, local: Optional[Path],
     if any_source or (local is None and m['source'] == source) or (
             local is not None
             and _source_sha(local, ids) == m['source_sha256']):
+        if not locked and _missing_split_files(out_dir):
+            return None
         _check_complete(out_dir, m)
         _log(
             f'{out_dir} is already prepared (seed {seed}, val ratio '
@@ -1196,7 +1202,7 @@ def _prepare_locked(source: str, local: Optional[Path], any_source: bool,
     if not force:
         # Another process may have finished it while we waited for the lock.
         done = _existing_split(out_dir, source, local, any_source, seed,
-                               val_ratio, ids, logger)
+                               val_ratio, ids, logger, True)
         if done is not None:
             return done
         if _load_manifest(out_dir) is None:
