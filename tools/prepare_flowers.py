@@ -9,14 +9,41 @@ Exit status: 0 when the split was written or already there (rejected files
 are listed in <out>/rejected.txt), 1 on errors, 2 on bad arguments.
 """
 import argparse
+import importlib.util
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-from flower_mm.datasets.preparation import (  # noqa: E402
-    DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_SOURCE_URL, DEFAULT_VAL_RATIO,
-    PreparationError, prepare_flowers)
+
+def _load_preparation():
+    """Import flower_mm/datasets/preparation.py on its own.
+
+    ``import flower_mm.datasets.preparation`` would first run
+    flower_mm/__init__.py, which imports torch and MMPretrain to register
+    the models: many seconds spent for nothing here. preparation.py needs
+    none of it, so it is loaded straight from its file.
+    """
+    name = 'flower_mm.datasets.preparation'
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(
+        '_flower_mm_preparation',
+        REPO / 'flower_mm' / 'datasets' / 'preparation.py')
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_prep = _load_preparation()
+DEFAULT_OUT_DIR = _prep.DEFAULT_OUT_DIR
+DEFAULT_SEED = _prep.DEFAULT_SEED
+DEFAULT_SOURCE_URL = _prep.DEFAULT_SOURCE_URL
+DEFAULT_VAL_RATIO = _prep.DEFAULT_VAL_RATIO
+PreparationError = _prep.PreparationError
+prepare_flowers = _prep.prepare_flowers
 
 
 def parse_args(argv=None):
