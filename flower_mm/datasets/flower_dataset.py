@@ -7,14 +7,16 @@ from mmengine.fileio import list_from_file
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
-FLOWER_CLASSES = ('daisy', 'dandelion', 'rose', 'sunflower', 'tulip')
+from .preparation import CLASSES as FLOWER_CLASSES
+from .preparation import prepare_flowers
 
 HOW_TO_GET_DATA = (
     'Lay the data out as <data_root>/train/<class>/*.jpg and '
     '<data_root>/val/<class>/*.jpg with the classes '
     f'{", ".join(FLOWER_CLASSES)}, or let flower-mm download and split it: '
     '`python tools/prepare_flowers.py` (see docs/data_preparation.md), or '
-    'train with `--cfg-options train_dataloader.dataset.prepare=True`.')
+    'train with `--cfg-options train_dataloader.dataset.prepare=True`, '
+    'which does the same on first use.')
 
 
 class FlowerDataError(RuntimeError):
@@ -36,7 +38,8 @@ class FlowerDataset(CustomDataset):
             ``data_root`` on first use, as MMPretrain's CIFAR and MNIST
             datasets download theirs. Defaults to False.
         prepare_source (str, optional): URL, archive or folder to prepare
-            from. Defaults to the TensorFlow ``flower_photos.tgz`` URL.
+            from. Defaults to the TensorFlow ``flower_photos.tgz`` URL (an
+            existing split in ``data_root`` is then kept as it is).
         **kwargs: Passed to :class:`CustomDataset`.
     """
 
@@ -59,8 +62,9 @@ class FlowerDataset(CustomDataset):
 
     @staticmethod
     def _prepare(data_root: str, source: Optional[str]) -> None:
-        from .preparation import DEFAULT_SOURCE_URL, prepare_flowers
-        prepare_flowers(source or DEFAULT_SOURCE_URL, out_dir=data_root)
+        # None keeps an existing split whatever it was made from, e.g. an
+        # archive the user downloaded by hand; a no-op once prepared.
+        prepare_flowers(source, out_dir=data_root)
 
     def load_data_list(self) -> List[dict]:
         if not osp.isdir(self.data_root or '.'):

@@ -1,7 +1,9 @@
 import shutil
 
+import cv2
+import numpy as np
 import pytest
-from conftest import make_flower_dataset
+from conftest import make_flower_dataset, make_flower_image
 
 from flower_mm.datasets import FLOWER_CLASSES, FlowerDataError, FlowerDataset
 
@@ -85,3 +87,26 @@ def test_bad_annotation_line_names_file_and_line(data_root):
         FlowerDataset(
             data_root=str(data_root), data_prefix='train',
             ann_file='train.txt')
+
+
+def test_prepare_on_first_use_splits_the_raw_photos(tmp_path):
+    """prepare=True turns a raw one-folder-per-class source into a split."""
+    rng = np.random.default_rng(0)
+    tf_names = ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
+    for label, folder in enumerate(tf_names):
+        (tmp_path / 'raw' / folder).mkdir(parents=True)
+        for i in range(5):
+            cv2.imwrite(str(tmp_path / 'raw' / folder / f'{i}.jpg'),
+                        make_flower_image(label, rng))
+    data_root = tmp_path / 'flower_dataset'
+    kwargs = dict(
+        data_root=str(data_root),
+        prepare=True,
+        prepare_source=str(tmp_path / 'raw'))
+    train = FlowerDataset(data_prefix='train', **kwargs)
+    val = FlowerDataset(data_prefix='val', **kwargs)  # already prepared
+    assert (len(train), len(val)) == (20, 5)
+    labels = [train.get_data_info(i)['gt_label'] for i in range(len(train))]
+    assert labels == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
+    assert sorted(p.name for p in (data_root / 'val').iterdir()) == list(
+        FLOWER_CLASSES)
