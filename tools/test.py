@@ -3,6 +3,10 @@
     python tools/test.py configs/resnet50_flowers.py CHECKPOINT
         [--work-dir DIR] [--out FILE.pkl] [--out-item {metrics,pred}]
         [--cfg-options K=V ...] [--launcher {none,pytorch,slurm,mpi}]
+
+With the flower configs it also logs a per-class table (precision, recall,
+F1, support, confusion matrix) and writes classification_report.json and
+confusion_matrix.png into the work dir (ClassificationReportHook).
 """
 import argparse
 import os

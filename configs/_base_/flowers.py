@@ -58,7 +58,17 @@ val_dataloader = dict(
 )
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
-test_evaluator = val_evaluator
+# Testing also explains the errors: per-class precision/recall/F1/support
+# and the confusion matrix, which ClassificationReportHook turns into a
+# table, classification_report.json and confusion_matrix.png.
+test_evaluator = [
+    dict(type='Accuracy', topk=(1, )),
+    dict(
+        type='SingleLabelMetric',
+        items=('precision', 'recall', 'f1-score', 'support'),
+        average=None),
+    dict(type='ConfusionMatrix'),
+]
 
 # schedule: fine-tuning needs a 10x smaller learning rate than ImageNet
 # training from scratch; lr 0.01 is for a total batch size of 32.
@@ -79,5 +89,8 @@ default_hooks = dict(
         save_best='accuracy/top1',
         rule='greater'),
 )
-custom_hooks = [dict(type='PretrainedWeightsCheckHook')]
+custom_hooks = [
+    dict(type='PretrainedWeightsCheckHook'),
+    dict(type='ClassificationReportHook'),
+]
 randomness = dict(seed=0, deterministic=False)

@@ -23,11 +23,20 @@ class RobustLoadImageFromFile(LoadImageFromFile):
     raises :class:`ImageDecodeError` naming it, instead of mmcv's bare
     ``None`` or a crash later in the pipeline.
 
-    Required keys: ``img_path``. Added keys: ``img``, ``img_shape``,
-    ``ori_shape``.
+    Results that already hold a decoded ``img`` and no ``img_path`` pass
+    through: MMPretrain's ``ImageClassificationInferencer`` decodes images
+    itself and only strips transforms named ``LoadImageFromFile``.
+
+    Required keys: ``img_path`` (or ``img``). Added keys: ``img``,
+    ``img_shape``, ``ori_shape``.
     """
 
     def transform(self, results: dict) -> dict:
+        if 'img_path' not in results and results.get('img') is not None:
+            img = results['img']
+            results.setdefault('img_shape', img.shape[:2])
+            results.setdefault('ori_shape', img.shape[:2])
+            return results
         path = results['img_path']
         try:
             data = read_bytes(path, backend_args=self.backend_args)

@@ -1,0 +1,226 @@
+"""Classify image files in batches with MMPretrain's inferencer.
+
+Built on :class:`mmpretrain.apis.ImageClassificationInferencer` (model,
+checkpoint, classes and the config's test pipeline), but every file is
+decoded and preprocessed on its own first, so one unreadable file is
+reported with its reason instead of aborting the whole batch.
+"""
+import csv
+import glob
+import json
+import os
+import os.path as osp
+import sys
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+from mmengine.dataset import default_collate
+from mmengine.fileio import get as read_bytes
+from mmengine.utils import ProgressBar
+
+from flower_mm.transforms import ImageDecodeError, decode_to_bgr
+
+# What a folder is searched for (as MMPretrain's CustomDataset, plus .tiff).
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                  '.tiff', '.webp')
+OUTPUT_FORMATS = ('.csv', '.json')
+
+
+def collect_image_inputs(
+        inputs: Sequence[str]) -> List[Tuple[str, Optional[str]]]:
+    """Expand files, folders (recursively) and glob patterns.
+
+    Returns:
+        list[tuple]: ``(path, error)`` per image in input order, without
+        duplicates. ``error`` is None, or says why an input names no image
+        (missing file, empty folder, pattern matching nothing); such inputs
+        stay in the list so that they are reported with the rest.
+    """
+    items, seen = [], set()
+
+    def add(path, error=None):
+        if path not in seen:
+            seen.add(path)
+            items.append((path, error))
+
+    for inp in inputs:
+        if osp.isdir(inp):
+            found = _images_under(inp)
+            if not found:
+                add(inp, 'folder holds no images (looked for '
+                    f'{", ".join(IMG_EXTENSIONS)}, recursively)')
+            for path in found:
+                add(path)
+        elif osp.isfile(inp):
+            add(inp)  # named explicitly: tried whatever its extension
+        elif glob.has_magic(inp):
+            matches = sorted(glob.glob(inp, recursive=True))
+            found = []
+            for match in matches:
+                if osp.isdir(match):
+                    found += _images_under(match)
+                elif match.lower().endswith(IMG_EXTENSIONS):
+                    found.append(match)
+            if not found:
+                add(inp, 'pattern matches no image file')
+            for path in found:
+                add(path)
+        else:
+            add(inp, 'file does not exist')
+    return items
+
+
+def _images_under(folder: str) -> List[str]:
+    paths = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        dirs.sort()
+        paths += [
+            osp.join(root, n) for n in sorted(names)
+            if n.lower().endswith(IMG_EXTENSIONS)
+        ]
+    return paths
+
+
+class BatchImageClassifier:
+    """Top-k predictions for image files, from a config and a checkpoint.
+
+    Args:
+        config (str | Config): Config (file) the checkpoint was trained
+            with.
+        checkpoint (str): Checkpoint written by ``tools/train.py``.
+        device (str, optional): 'cuda', 'cpu'...; the GPU when there is one
+            by default (MMPretrain's inferencer keeps the CPU otherwise).
+    """
+
+    def __init__(self,
+                 config,
+                 checkpoint: str,
+                 device: Optional[str] = None):
+        from mmpretrain.apis import ImageClassificationInferencer
+        self.device = device or ('cuda'
+                                 if torch.cuda.is_available() else 'cpu')
+        self.inferencer = ImageClassificationInferencer(
+            model=config, pretrained=checkpoint, device=self.device)
+        num_classes = self.inferencer.model.head.num_classes
+        self.classes = list(self.inferencer.classes
+                            or [str(i) for i in range(num_classes)])
+
+    def predict(self,
+                items: Sequence[Tuple[str, Optional[str]]],
+                topk: int = 3,
+                batch_size: int = 16,
+                progress: bool = True) -> List[dict]:
+        """Classify ``items`` from :func:`collect_image_inputs`.
+
+        Returns:
+            list[dict]: One per item, in order: ``path``, ``topk`` (a list of
+            ``{'class', 'score'}``, best first, scores are softmax
+            probabilities) and ``error`` (None, or why the file failed).
+        """
+        topk = min(topk, len(self.classes))
+        results: List[Optional[dict]] = [None] * len(items)
+        bar = ProgressBar(len(items), file=sys.stderr) if progress else None
+        pending = []
+
+        def done(n=1):
+            if bar is not None:
+                for _ in range(n):
+                    bar.update()
+
+        def flush():
+            batch = default_collate([data for _, data in pending])
+            preds = self.inferencer.forward(batch)
+            for (idx, _), pred in zip(pending, preds):
+                scores, labels = pred.pred_score.float().cpu().topk(topk)
+                results[idx] = dict(
+                    path=items[idx][0],
+                    topk=[{
+                        'class': self.classes[label],
+                        'score': float(score)
+                    } for score, label in zip(scores.tolist(),
+                                              labels.tolist())],
+                    error=None)
+            done(len(pending))
+            pending.clear()
+
+        for idx, (path, error) in enumerate(items):
+            if error is None:
+                try:
+                    pending.append((idx, self._preprocess(path)))
+                except Exception as err:
+                    error = _reason(err)
+            if error is not None:
+                results[idx] = dict(path=path, topk=[], error=error)
+                done()
+            if len(pending) >= batch_size:
+                flush()
+        if pending:
+            flush()
+        if bar is not None:
+            sys.stderr.write('\n')
+        return results
+
+    def _preprocess(self, path: str) -> dict:
+        img = decode_to_bgr(read_bytes(path), path)
+        # The inferencer's pipeline is the config's test pipeline without
+        # its loading step; it takes decoded images as MMPretrain passes
+        # them.
+        return self.inferencer.pipeline(
+            dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+
+
+def _reason(err: Exception) -> str:
+    from PIL import UnidentifiedImageError
+    if isinstance(err.__cause__, UnidentifiedImageError):
+        return ('not an image, or a corrupt one: neither OpenCV nor Pillow '
+                'can decode it')
+    if isinstance(err, ImageDecodeError) and err.__cause__ is not None:
+        return f'not a readable image: {err.__cause__}'
+    if isinstance(err, ImageDecodeError):
+        return str(err)
+    return f'{type(err).__name__}: {err}'
+
+
+def predictions_table(results: Sequence[dict],
+                      topk: int,
+                      score_digits: int = 4) -> Tuple[list, list]:
+    """Headers and rows: path, then class/score per rank, then error."""
+    headers = ['path']
+    for k in range(1, topk + 1):
+        headers += [f'top{k}_class', f'top{k}_score']
+    headers.append('error')
+    rows = []
+    for r in results:
+        row = [r['path']]
+        for k in range(topk):
+            if k < len(r['topk']):
+                pred = r['topk'][k]
+                row += [pred['class'], f'{pred["score"]:.{score_digits}f}']
+            else:
+                row += ['', '']
+        row.append(r['error'] or '')
+        rows.append(row)
+    return headers, rows
+
+
+def write_predictions(results: Sequence[dict], out_file: str,
+                      topk: int) -> str:
+    """Write predictions as CSV (one row per image) or JSON (a list)."""
+    ext = osp.splitext(out_file)[1].lower()
+    if ext not in OUTPUT_FORMATS:
+        raise ValueError(f'Output file "{out_file}" must end in .csv or '
+                         '.json.')
+    out_dir = osp.dirname(out_file)
+    if out_dir:
+        os.makedirs(out_dir, exist_ok=True)
+    if ext == '.csv':
+        headers, rows = predictions_table(results, topk, score_digits=6)
+        with open(out_file, 'w', newline='') as f:
+            writer = csv.writer(f)
+            writer.writerow(headers)
+            writer.writerows(rows)
+    else:
+        with open(out_file, 'w') as f:
+            json.dump(list(results), f, indent=2)
+            f.write('\n')
+    return out_file

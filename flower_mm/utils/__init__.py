@@ -1,0 +1,3 @@
+from .table import format_table
+
+__all__ = ['format_table']

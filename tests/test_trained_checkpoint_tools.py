@@ -1,0 +1,294 @@
+"""Test report, inference, export and MMPretrain's tools on a checkpoint
+trained by tools/train.py (once for the module, 1 epoch on the tiny data)."""
+import argparse
+import importlib.util
+import json
+import pickle
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from conftest import REPO_ROOT, config_path, run_tool, tiny_cfg_options
+from mmengine.config import Config, DictAction
+
+from flower_mm.apis import BatchImageClassifier, collect_image_inputs
+from flower_mm.datasets import FLOWER_CLASSES
+
+MMPRETRAIN_TOOLS = Path(
+    importlib.util.find_spec('mmpretrain').origin).parent / '.mim' / 'tools'
+CONFIG = config_path('resnet50_flowers.py')
+
+
+def tiny_cfg(options):
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    cfg = Config.fromfile(CONFIG)
+    cfg.merge_from_dict(parser.parse_args(['--cfg-options',
+                                           *options]).cfg_options)
+    return cfg
+
+
+def read_png(path):
+    img = cv2.imread(str(path))
+    assert img is not None, f'{path} does not decode as an image'
+    height, width = img.shape[:2]
+    assert 300 <= height <= 4000 and 300 <= width <= 4000, img.shape
+    assert img.std() > 10, f'{path} is blank'
+    return img
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, flower_data_root, pretrained_ckpt):
+    cwd = tmp_path_factory.mktemp('trained')
+    options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
+    run_tool([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--cfg-options',
+              *options], cwd=cwd)
+    work_dir = cwd / 'work_dirs' / 'resnet50_flowers'
+    checkpoint = work_dir / 'epoch_1.pth'
+    assert checkpoint.is_file()
+    val_images = [
+        sorted((flower_data_root / 'val' / c).glob('*.jpg'))[0]
+        for c in FLOWER_CLASSES
+    ]
+    return SimpleNamespace(cwd=cwd, work_dir=work_dir, checkpoint=checkpoint,
+                           options=options, cfg=tiny_cfg(options),
+                           val_images=[str(p) for p in val_images])
+
+
+@pytest.fixture(scope='module')
+def mmpretrain_scores(trained):
+    """MMPretrain's ImageClassificationInferencer on the checkpoint."""
+    from mmpretrain.apis import ImageClassificationInferencer
+    inferencer = ImageClassificationInferencer(
+        model=trained.cfg, pretrained=str(trained.checkpoint), device='cpu')
+    assert list(inferencer.classes) == list(FLOWER_CLASSES)
+    results = inferencer(trained.val_images, batch_size=2)
+    assert len(results) == len(trained.val_images)
+    return np.stack([r['pred_scores'] for r in results])
+
+
+@pytest.fixture(scope='module')
+def test_report(trained):
+    out = trained.cwd / 'test_out'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'test.py', CONFIG, trained.checkpoint,
+        '--work-dir', out, '--cfg-options', *trained.options
+    ], cwd=trained.cwd)
+    with open(out / 'classification_report.json') as f:
+        return SimpleNamespace(dir=out, log=proc.stdout + proc.stderr,
+                               report=json.load(f))
+
+
+def test_test_tool_reports_per_class_metrics(test_report):
+    report = test_report.report
+    assert report['classes'] == list(FLOWER_CLASSES)
+    assert report['num_samples'] == 15
+    assert [m['support'] for m in report['per_class'].values()] == [3] * 5
+    # SingleLabelMetric and ConfusionMatrix must tell the same story.
+    matrix = np.array(report['confusion_matrix']['counts'])
+    assert matrix.shape == (5, 5) and matrix.sum() == 15
+    assert report['accuracy'] == pytest.approx(
+        np.trace(matrix) / 15 * 100, abs=1e-3)
+    predicted = matrix.sum(0)
+    for i, name in enumerate(FLOWER_CLASSES):
+        precision = matrix[i, i] / predicted[i] * 100 if predicted[i] else 0
+        assert report['per_class'][name]['precision'] == pytest.approx(
+            precision, abs=1e-3)
+        assert report['per_class'][name]['recall'] == pytest.approx(
+            matrix[i, i] / 3 * 100, abs=1e-3)
+    assert 'Classification report:' in test_report.log
+    assert 'macro avg' in test_report.log and 'weighted avg' in test_report.log
+    assert 'confusion matrix (rows: true class' in test_report.log
+    read_png(test_report.dir / 'confusion_matrix.png')
+
+
+def test_mmpretrain_confusion_matrix_tool(trained, test_report):
+    out_pkl = trained.cwd / 'cm.pkl'
+    out_png = trained.cwd / 'cm_mmpretrain.png'
+    run_tool([
+        MMPRETRAIN_TOOLS / 'analysis_tools' / 'confusion_matrix.py', CONFIG,
+        trained.checkpoint, '--out', out_pkl, '--show-path', out_png,
+        '--include-values', '--cfg-options', *trained.options
+    ], cwd=trained.cwd, env={'PYTHONPATH': str(REPO_ROOT)})
+    with open(out_pkl, 'rb') as f:
+        matrix = pickle.load(f)
+    assert matrix.tolist() == test_report.report['confusion_matrix']['counts']
+    read_png(out_png)
+
+
+def test_batch_classifier_agrees_with_mmpretrain_inferencer(
+        trained, mmpretrain_scores):
+    classifier = BatchImageClassifier(trained.cfg, str(trained.checkpoint))
+    results = classifier.predict(
+        collect_image_inputs(trained.val_images), topk=5, batch_size=3,
+        progress=False)
+    assert [r['path'] for r in results] == trained.val_images
+    for result, scores in zip(results, mmpretrain_scores):
+        assert result['error'] is None
+        ours = {p['class']: p['score'] for p in result['topk']}
+        theirs = dict(zip(FLOWER_CLASSES, scores.tolist()))
+        assert ours == pytest.approx(theirs, abs=1e-5)
+        assert result['topk'][0]['class'] == FLOWER_CLASSES[scores.argmax()]
+
+
+def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path):
+    photos = tmp_path / 'photos'
+    (photos / 'nested').mkdir(parents=True)
+    good = [photos / 'a.jpg', photos / 'nested' / 'b.png']
+    cv2.imwrite(str(good[0]), cv2.imread(trained.val_images[0]))
+    cv2.imwrite(str(good[1]), cv2.imread(trained.val_images[2]))
+    (photos / 'corrupt.jpg').write_bytes(b'not a jpeg at all')
+    (photos / 'empty.png').write_bytes(b'')
+    (photos / 'notes.txt').write_text('not an image, skipped in folders')
+    extra = Path(trained.val_images[3])
+    out_csv = tmp_path / 'pred.csv'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'infer.py', CONFIG, trained.checkpoint, photos,
+        extra, tmp_path / 'missing.jpg', '--out', out_csv, '--topk', '2',
+        '--batch-size', '2', '--cfg-options', *trained.options
+    ], cwd=tmp_path, check=False)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+
+    import csv
+    with open(out_csv) as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == [
+        'path', 'top1_class', 'top1_score', 'top2_class', 'top2_score',
+        'error'
+    ]
+    by_path = {Path(r['path']).name: r for r in rows}
+    assert len(rows) == 6 and sorted(by_path) == sorted([
+        'a.jpg', 'b.png', 'corrupt.jpg', 'empty.png', extra.name,
+        'missing.jpg'
+    ])
+    for name in ('a.jpg', 'b.png', extra.name):
+        row = by_path[name]
+        assert row['error'] == ''
+        assert row['top1_class'] in FLOWER_CLASSES
+        assert 0 < float(row['top2_score']) <= float(row['top1_score']) <= 1
+    assert 'neither OpenCV nor Pillow' in by_path['corrupt.jpg']['error']
+    assert 'empty (0 bytes)' in by_path['empty.png']['error']
+    assert by_path['missing.jpg']['error'] == 'file does not exist'
+    assert by_path['corrupt.jpg']['top1_class'] == ''
+    assert '3 of 6 images classified' in proc.stdout
+    assert 'corrupt.jpg: not an image' in proc.stderr
+    assert str(good[1]) in proc.stdout  # the table lists each image
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_infer_tool_json_and_exit_codes(trained, tmp_path, monkeypatch,
+                                        capsys, mmpretrain_scores):
+    infer = load_tool('infer')
+    out_json = tmp_path / 'pred.json'
+    monkeypatch.setattr(sys, 'argv', [
+        'infer.py', CONFIG, str(trained.checkpoint),
+        str(Path(trained.val_images[0]).parent.parent / '*' / '*_000.jpg'),
+        '--out', str(out_json), '--topk', '9', '--no-progress',
+        '--cfg-options', *trained.options
+    ])
+    assert infer.main() == 0
+    with open(out_json) as f:
+        results = json.load(f)
+    # the glob matches the first image of each class: trained.val_images
+    assert [r['path'] for r in results] == trained.val_images
+    for result, scores in zip(results, mmpretrain_scores):
+        assert result['error'] is None
+        assert len(result['topk']) == 5  # --topk 9 capped at 5 classes
+        assert result['topk'][0]['score'] == pytest.approx(
+            float(scores.max()), abs=1e-5)
+    assert '5 of 5 images classified' in capsys.readouterr().out
+
+    monkeypatch.setattr(sys, 'argv', [
+        'infer.py', CONFIG, str(trained.checkpoint), trained.val_images[0],
+        '--out', str(tmp_path / 'pred.txt')
+    ])
+    with pytest.raises(SystemExit) as exc:
+        infer.main()
+    assert exc.value.code == 2
+    assert 'must end in .csv or .json' in capsys.readouterr().err
+
+
+def deployer_preprocess(path, preprocess):
+    """What a deployer does from the JSON alone: OpenCV and numpy."""
+    img = cv2.imread(path, cv2.IMREAD_COLOR)
+    resize, crop = preprocess['steps']
+    assert (resize['type'], resize['edge'], crop['type']) == (
+        'ResizeEdge', 'short', 'CenterCrop')
+    h, w = img.shape[:2]
+    scale = resize['scale']
+    size = (scale, int(scale * h / w)) if w < h else (int(scale * w / h),
+                                                      scale)
+    img = cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+    ch, cw = (preprocess['input_size']['height'],
+              preprocess['input_size']['width'])
+    top, left = (img.shape[0] - ch) // 2, (img.shape[1] - cw) // 2
+    img = img[top:top + ch, left:left + cw]
+    assert preprocess['channel_order'] == 'RGB'
+    img = img[..., ::-1].astype(np.float32)  # OpenCV reads BGR
+    return img.transpose(2, 0, 1)
+
+
+def test_export_both_formats_match_pytorch(trained, tmp_path,
+                                           mmpretrain_scores):
+    out_dir = tmp_path / 'export'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'export.py', CONFIG, trained.checkpoint,
+        '--format', 'torchscript', 'onnx', '--out', out_dir,
+        '--num-check-images', '3', '--cfg-options', *trained.options
+    ], cwd=tmp_path)
+    metas = {}
+    for fmt, file in (('torchscript', 'resnet50_flowers.torchscript.pt'),
+                      ('onnx', 'resnet50_flowers.onnx')):
+        assert (out_dir / file).is_file()
+        with open(out_dir / (file + '.json')) as f:
+            meta = metas[fmt] = json.load(f)
+        parity = meta['parity']
+        assert parity['passed'] and parity['num_images'] == 3
+        assert parity['traced_batch_size'] < parity['num_images']
+        assert parity['max_abs_diff_scores'] <= parity['tolerance'] == 1e-4
+        assert f'{fmt}: {out_dir / file}' in proc.stdout
+        pre = meta['preprocess']
+        assert pre['classes'] == list(FLOWER_CLASSES)
+        assert pre['input_size'] == {'height': 64, 'width': 64}
+        assert pre['mean'] == [123.675, 116.28, 103.53]
+        assert pre['std'] == [58.395, 57.12, 57.375]
+        assert meta['input']['shape'] == ['batch', 3, 64, 64]
+
+    # A deployer: photos prepared as the JSON says, a batch of 5 (the
+    # exports were traced on 2), run by onnxruntime and libtorch's loader,
+    # must give MMPretrain's scores.
+    import onnxruntime as ort
+    batch = np.stack([
+        deployer_preprocess(p, metas['onnx']['preprocess'])
+        for p in trained.val_images
+    ])
+    session = ort.InferenceSession(
+        str(out_dir / 'resnet50_flowers.onnx'),
+        providers=['CPUExecutionProvider'])
+    onnx_scores = session.run(['scores'], {'input': batch})[0]
+    np.testing.assert_allclose(onnx_scores, mmpretrain_scores, atol=1e-4)
+    scripted = torch.jit.load(
+        str(out_dir / 'resnet50_flowers.torchscript.pt'))
+    with torch.no_grad():
+        ts_scores = scripted(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(ts_scores, mmpretrain_scores, atol=1e-4)
+
+
+def test_curves_of_a_real_run(trained, tmp_path):
+    from flower_mm.visualization import load_runs, plot_training_curves
+    runs = load_runs([str(trained.work_dir)])
+    curves = runs['resnet50_flowers']['curves']
+    assert curves['loss'][0] == [1] and curves['accuracy/top1'][0] == [1]
+    out = plot_training_curves(runs, str(tmp_path / 'curves.png'))
+    read_png(out)

@@ -1,0 +1,91 @@
+"""Classify your own photos with a trained checkpoint.
+
+    python tools/infer.py CONFIG CHECKPOINT INPUT... [--out FILE.csv|FILE.json]
+        [--topk K] [--batch-size B] [--device DEVICE] [--cfg-options K=V ...]
+
+INPUT is an image, a folder (searched recursively) or a quoted glob such as
+"photos/**/*.jpg". Prints the top-k classes with their scores per image.
+Exit code: 0 when every image was classified, 1 when some could not be
+read (they are listed with the reason), 2 for usage errors.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+from mmengine.config import Config, DictAction  # noqa: E402
+
+from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
+                            collect_image_inputs, predictions_table,
+                            write_predictions)
+from flower_mm.utils import format_table  # noqa: E402
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description='Predict the top-k classes of images')
+    parser.add_argument('config', help='config the checkpoint was trained '
+                        'with, e.g. configs/resnet50_flowers.py')
+    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
+                        'tools/train.py')
+    parser.add_argument(
+        'inputs', nargs='+', help='image files, folders or glob patterns')
+    parser.add_argument(
+        '--out', help='also write the predictions to this .csv or .json')
+    parser.add_argument(
+        '--topk', type=int, default=3, help='classes per image (default 3)')
+    parser.add_argument(
+        '--batch-size', type=int, default=16, help='images per forward pass')
+    parser.add_argument(
+        '--device', help='e.g. cuda:0 or cpu; default: the GPU if any')
+    parser.add_argument(
+        '--no-progress', action='store_true', help='hide the progress bar')
+    parser.add_argument(
+        '--cfg-options',
+        nargs='+',
+        action=DictAction,
+        help='override config settings, as key=value pairs, e.g. '
+        'test_dataloader.dataset.pipeline.1.scale=288')
+    return parser
+
+
+def main() -> int:
+    parser = get_args_parser()
+    args = parser.parse_args()
+    for name, path in (('config', args.config),
+                       ('checkpoint', args.checkpoint)):
+        if not osp.isfile(path):
+            parser.error(f'{name} "{path}" does not exist')
+    if args.out and not args.out.lower().endswith(OUTPUT_FORMATS):
+        parser.error(f'--out "{args.out}" must end in .csv or .json')
+    if args.topk < 1 or args.batch_size < 1:
+        parser.error('--topk and --batch-size must be at least 1')
+
+    items = collect_image_inputs(args.inputs)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options is not None:
+        cfg.merge_from_dict(args.cfg_options)
+    classifier = BatchImageClassifier(cfg, args.checkpoint, args.device)
+    topk = min(args.topk, len(classifier.classes))
+    results = classifier.predict(
+        items, topk, args.batch_size, progress=not args.no_progress)
+
+    headers, rows = predictions_table(results, topk)
+    print(format_table(headers, rows, align_right_from=len(headers)))
+    if args.out:
+        write_predictions(results, args.out, topk)
+        print(f'Predictions written to {args.out}')
+    failed = [r for r in results if r['error']]
+    print(f'{len(results) - len(failed)} of {len(results)} images '
+          f'classified on {classifier.device}.')
+    if failed:
+        print(f'{len(failed)} could not be classified:', file=sys.stderr)
+        for r in failed:
+            print(f'  {r["path"]}: {r["error"]}', file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
