@@ -1,8 +1,17 @@
+from .atomic_checkpoint_hook import (AtomicCheckpointHook,
+                                     check_checkpoint_complete,
+                                     find_last_complete_checkpoint)
 from .pretrained_weights_check_hook import (PretrainedWeightsCheckHook,
                                             PretrainedWeightsError,
                                             check_pretrained_weights)
+from .resumable_randomness_hook import (ResumableRandomnessHook,
+                                        SampleSeededPipeline,
+                                        seed_everything_for_epoch)
 
 __all__ = [
-    'PretrainedWeightsCheckHook', 'PretrainedWeightsError',
-    'check_pretrained_weights'
+    'AtomicCheckpointHook', 'check_checkpoint_complete',
+    'find_last_complete_checkpoint', 'PretrainedWeightsCheckHook',
+    'PretrainedWeightsError', 'check_pretrained_weights',
+    'ResumableRandomnessHook', 'SampleSeededPipeline',
+    'seed_everything_for_epoch'
 ]
