@@ -82,12 +82,16 @@ auto_scale_lr = dict(base_batch_size=32)
 # runtime
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),
+    # crash-safe: atomic saves; --resume skips incomplete checkpoints
     checkpoint=dict(
-        type='CheckpointHook',
+        type='AtomicCheckpointHook',
         interval=1,
         max_keep_ckpts=3,
         save_best='accuracy/top1',
         rule='greater'),
+    # augmentation and main-process RNGs seeded from (seed, epoch[, sample]),
+    # so --resume replays the uninterrupted run (docs/crash_safety.md)
+    resumable_randomness=dict(type='ResumableRandomnessHook'),
 )
 custom_hooks = [
     dict(type='PretrainedWeightsCheckHook'),

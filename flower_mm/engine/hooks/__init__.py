@@ -1,9 +1,18 @@
+from .atomic_checkpoint_hook import (AtomicCheckpointHook,
+                                     check_checkpoint_complete,
+                                     find_last_complete_checkpoint)
 from .classification_report_hook import ClassificationReportHook
 from .pretrained_weights_check_hook import (PretrainedWeightsCheckHook,
                                             PretrainedWeightsError,
                                             check_pretrained_weights)
+from .resumable_randomness_hook import (ResumableRandomnessHook,
+                                        SampleSeededPipeline,
+                                        seed_everything_for_epoch)
 
 __all__ = [
-    'ClassificationReportHook', 'PretrainedWeightsCheckHook',
-    'PretrainedWeightsError', 'check_pretrained_weights'
+    'AtomicCheckpointHook', 'check_checkpoint_complete',
+    'find_last_complete_checkpoint', 'ClassificationReportHook',
+    'PretrainedWeightsCheckHook', 'PretrainedWeightsError',
+    'check_pretrained_weights', 'ResumableRandomnessHook',
+    'SampleSeededPipeline', 'seed_everything_for_epoch'
 ]
