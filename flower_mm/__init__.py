@@ -7,5 +7,6 @@ from . import compat  # noqa: F401  (first: patches what the rest loads)
 from .datasets import *  # noqa: F401,F403
 from .engine import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
+from .utils import *  # noqa: F401,F403
 
 __version__ = '0.1.0'

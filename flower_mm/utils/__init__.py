@@ -1,0 +1,8 @@
+from .config_checks import (ConfigError, check_cfg_options,
+                            check_checkpoint_exists)
+from .user_errors import exit_on_user_error, user_error_types
+
+__all__ = [
+    'ConfigError', 'check_cfg_options', 'check_checkpoint_exists',
+    'exit_on_user_error', 'user_error_types'
+]
