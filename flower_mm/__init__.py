@@ -9,5 +9,6 @@ from .engine import *  # noqa: F401,F403
 from .evaluation import *  # noqa: F401,F403
 from .fileio import *  # noqa: F401,F403
 from .transforms import *  # noqa: F401,F403
+from .utils import *  # noqa: F401,F403
 
 __version__ = '0.1.0'

@@ -17,14 +17,29 @@ Imported first by :mod:`flower_mm`, so every tool and every config that lists
 2. MMEngine downloads ``http(s)://`` checkpoints through
    ``torch.hub.load_state_dict_from_url``, whose ``weights_only`` defaults to
    False: a checkpoint from a URL could run code. We re-register the http(s)
-   scheme with a loader that keeps ``weights_only=True``.
+   scheme with a loader that keeps ``weights_only=True``, and point
+   MMEngine's module-level ``load_from_http`` at it, which its
+   ``torchvision://``, ``open-mmlab://`` and ``mmcls://`` loaders call.
+   The local loader passes ``weights_only=True`` explicitly, so the
+   ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` variable cannot turn it off.
+3. Every checkpoint scheme reports a refused pickle as
+   :class:`UnsafeCheckpointError`, naming the file and the object it holds,
+   instead of torch's advice to retry with ``weights_only=False``. All
+   checkpoint loading in MMEngine and MMPretrain (``--resume``,
+   ``load_from``, ``init_cfg`` pretrained weights, ``get_model``, the
+   inferencers) goes through ``CheckpointLoader``, so this covers them all.
 """
+import functools
 import os
+import os.path as osp
+import pickle
+import re
 
 import numpy as np
 import torch
 from mmengine.dist import get_dist_info
 from mmengine.logging.history_buffer import HistoryBuffer
+from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
 # Every global an MMEngine 0.10.7 checkpoint pickles besides tensors and
@@ -59,8 +74,58 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
 
 
-@CheckpointLoader.register_scheme(
-    prefixes=('http://', 'https://'), force=True)
+class UnsafeCheckpointError(pickle.UnpicklingError):
+    """A checkpoint holds objects that safe loading refuses to unpickle."""
+
+
+def _refusal(filename: str, err: pickle.UnpicklingError) -> str:
+    message = str(err)
+    found = re.search(r'GLOBAL (\S+)', message)
+    if found:
+        what = f'it holds {found.group(1)}'
+    else:  # e.g. "Unsupported operand 149": torch's last line before docs
+        lines = [line.strip() for line in
+                 message.split('Check the documentation')[0].splitlines()]
+        what = [line for line in lines if line][-1]
+    return (f'refused to load checkpoint "{filename}": it contains code or '
+            'objects outside the allow-list of weights, numbers and '
+            f'MMEngine log buffers ({what}); unpickling it could run '
+            'commands. Only load checkpoints you trust. If you trust this '
+            'file, re-save its weights once: torch.save({"state_dict": '
+            'torch.load(PATH, weights_only=False)["state_dict"]}, NEW_PATH).')
+
+
+def refuse_unsafe_pickles(loader):
+    """Make a ``CheckpointLoader`` scheme raise :class:`UnsafeCheckpointError`
+    (naming the file) where safe loading refuses the file's pickle."""
+
+    @functools.wraps(loader)
+    def guarded_loader(filename, map_location=None, *args, **kwargs):
+        try:
+            return loader(filename, map_location, *args, **kwargs)
+        except UnsafeCheckpointError:
+            raise
+        except pickle.UnpicklingError as err:
+            # torch prefixes every refusal of weights-only loading so;
+            # other unpickling errors (a corrupt file) pass unchanged.
+            if 'Weights only load failed' not in str(err):
+                raise
+            raise UnsafeCheckpointError(_refusal(filename, err)) from None
+
+    guarded_loader.refuses_unsafe_pickles = True
+    return guarded_loader
+
+
+@refuse_unsafe_pickles
+def load_from_local_safely(filename, map_location=None):
+    """MMEngine's local loader, with ``weights_only=True`` explicit."""
+    filename = osp.expanduser(filename)
+    if not osp.isfile(filename):
+        raise FileNotFoundError(f'{filename} can not be found.')
+    return torch.load(filename, map_location=map_location, weights_only=True)
+
+
+@refuse_unsafe_pickles
 def load_from_http_safely(filename, map_location=None, model_dir=None,
                           progress=None):
     """MMEngine's http(s) checkpoint loader, with ``weights_only=True``."""
@@ -85,6 +150,24 @@ def load_from_http_safely(filename, map_location=None, model_dir=None,
     return checkpoint
 
 
+def _install_safe_checkpoint_loaders() -> None:
+    # The other schemes (pavi://, s3://, torchvision://...) keep MMEngine's
+    # loaders, which unpickle with torch.load's weights_only default (True
+    # on torch >= 2.6) or through the module-level load_from_http.
+    for prefix, loader in list(CheckpointLoader._schemes.items()):
+        if prefix not in ('', 'http://', 'https://') and not getattr(
+                loader, 'refuses_unsafe_pickles', False):
+            CheckpointLoader.register_scheme(
+                prefix, refuse_unsafe_pickles(loader), force=True)
+    CheckpointLoader.register_scheme('', load_from_local_safely, force=True)
+    CheckpointLoader.register_scheme(('http://', 'https://'),
+                                     load_from_http_safely,
+                                     force=True)
+    mmengine_checkpoint.load_from_local = load_from_local_safely
+    mmengine_checkpoint.load_from_http = load_from_http_safely
+
+
+_install_safe_checkpoint_loaders()
 allow_mmengine_checkpoint_globals()
 
 

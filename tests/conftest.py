@@ -129,3 +129,20 @@ def repo_root() -> Path:
 
 def config_path(name: str) -> str:
     return osp.join(REPO_ROOT, 'configs', name)
+
+
+def assert_user_error(proc, *fragments) -> str:
+    """Assert a tool failed with one `error: ...` line (no traceback) that
+    contains every fragment; return that line."""
+    assert proc.returncode != 0, f'expected a failure:\n{proc.stdout[-3000:]}'
+    assert 'Traceback' not in proc.stderr, proc.stderr[-5000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith('error: '), proc.stderr[-5000:]
+    for fragment in fragments:
+        assert fragment in last, f'{fragment!r} not in {last!r}'
+    return last
+
+
+def checkpoints_under(path: Path) -> list:
+    """The .pth files anywhere under path."""
+    return sorted(Path(path).rglob('*.pth'))

@@ -21,6 +21,9 @@ from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+from flower_mm.utils import (check_cfg_options,  # noqa: E402
+                             exit_on_user_error)
+
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -60,6 +63,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)  # typos MMEngine would skip
         cfg.merge_from_dict(args.cfg_options)
     return cfg
 
@@ -76,16 +80,18 @@ def main():
             and not args.out.endswith(('.pkl', '.pickle')):
         sys.exit(f'error: --out "{args.out}" must be a .pkl file.')
 
-    cfg = merge_args(Config.fromfile(args.config), args)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
+    # Bad configs, data and checkpoints end in one `error: ...` line.
+    with exit_on_user_error():
+        cfg = merge_args(Config.fromfile(args.config), args)
+        if 'runner_type' in cfg:
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
 
-    if args.out and args.out_item == 'pred':
-        runner.test_evaluator.metrics.append(
-            DumpResults(out_file_path=args.out))
-    metrics = runner.test()
+        if args.out and args.out_item == 'pred':
+            runner.test_evaluator.metrics.append(
+                DumpResults(out_file_path=args.out))
+        metrics = runner.test()
     if args.out and args.out_item == 'metrics':
         mmengine.dump(metrics, args.out)
 

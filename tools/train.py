@@ -19,6 +19,8 @@ from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
 from flower_mm.compat import require_amp_support  # noqa: E402
+from flower_mm.utils import (check_cfg_options,  # noqa: E402
+                             exit_on_user_error)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -91,6 +93,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.auto_scale_lr.enable = True
 
     if args.cfg_options is not None:
+        check_cfg_options(cfg, args.cfg_options)  # typos MMEngine would skip
         cfg.merge_from_dict(args.cfg_options)
     return cfg
 
@@ -98,12 +101,14 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 def main():
     args = get_args_parser().parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    cfg = merge_args(Config.fromfile(args.config), args)
-    if 'runner_type' in cfg:
-        runner = RUNNERS.build(cfg)
-    else:
-        runner = Runner.from_cfg(cfg)
-    runner.train()
+    # Bad configs, data and checkpoints end in one `error: ...` line.
+    with exit_on_user_error():
+        cfg = merge_args(Config.fromfile(args.config), args)
+        if 'runner_type' in cfg:
+            runner = RUNNERS.build(cfg)
+        else:
+            runner = Runner.from_cfg(cfg)
+        runner.train()
 
 
 if __name__ == '__main__':

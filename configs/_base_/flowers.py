@@ -94,7 +94,12 @@ default_hooks = dict(
     resumable_randomness=dict(type='ResumableRandomnessHook'),
 )
 custom_hooks = [
+    dict(type='ConfigCheckHook'),
     dict(type='PretrainedWeightsCheckHook'),
     dict(type='ClassificationReportHook'),
 ]
 randomness = dict(seed=0, deterministic=False)
+# MMEngine's Runner that also runs data-parallel without GPUs, with gloo
+# instead of env_cfg.dist_cfg.backend='nccl' (docs/distributed.md). Scoped:
+# the tools look it up before the Runner sets the default scope.
+runner_type = 'mmpretrain.FlowerRunner'

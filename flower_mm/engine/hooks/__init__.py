@@ -2,6 +2,8 @@ from .atomic_checkpoint_hook import (AtomicCheckpointHook,
                                      check_checkpoint_complete,
                                      find_last_complete_checkpoint)
 from .classification_report_hook import ClassificationReportHook
+from .config_check_hook import (ConfigCheckHook, check_batches,
+                                check_num_classes)
 from .pretrained_weights_check_hook import (PretrainedWeightsCheckHook,
                                             PretrainedWeightsError,
                                             check_pretrained_weights)
@@ -12,6 +14,7 @@ from .resumable_randomness_hook import (ResumableRandomnessHook,
 __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
     'find_last_complete_checkpoint', 'ClassificationReportHook',
+    'ConfigCheckHook', 'check_batches', 'check_num_classes',
     'PretrainedWeightsCheckHook', 'PretrainedWeightsError',
     'check_pretrained_weights', 'ResumableRandomnessHook',
     'SampleSeededPipeline', 'seed_everything_for_epoch'

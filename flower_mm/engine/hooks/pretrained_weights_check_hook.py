@@ -9,6 +9,8 @@ from mmengine.runner import BaseLoop
 from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 
+from ...compat import UnsafeCheckpointError
+
 
 class PretrainedWeightsError(RuntimeError):
     """Pretrained weights named by a config cannot be used."""
@@ -80,6 +82,8 @@ def check_pretrained_weights(module, name: str, init_cfg: dict) -> None:
             f'is not a file. {how_to_supply}')
     try:
         ckpt = CheckpointLoader.load_checkpoint(checkpoint, map_location='cpu')
+    except UnsafeCheckpointError:
+        raise  # says all; re-downloading would not help
     except Exception as err:
         where = (f'downloading {checkpoint} into the cache '
                  f'{osp.join(torch.hub.get_dir(), "checkpoints")}'

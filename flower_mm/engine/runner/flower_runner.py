@@ -1,0 +1,130 @@
+"""MMEngine's Runner, able to run data-parallel on machines without GPUs."""
+import atexit
+import datetime
+import os
+import subprocess
+from typing import Dict, Optional
+
+import torch
+import torch.distributed as torch_dist
+from mmengine.device import get_device
+from mmengine.dist import is_distributed
+from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
+from mmengine.registry import MODEL_WRAPPERS
+from mmengine.runner import Runner
+from mmpretrain.registry import RUNNERS
+from torch.nn.parallel import DistributedDataParallel
+
+
+@RUNNERS.register_module()
+class FlowerRunner(Runner):
+    """:class:`mmengine.runner.Runner` that also trains data-parallel on CPUs.
+
+    Selected with ``runner_type = 'FlowerRunner'`` (the flower base config
+    does; MMPretrain's and flower-mm's ``tools/train.py`` and
+    ``tools/test.py`` build ``RUNNERS`` when a config names one). On GPUs it
+    behaves exactly as MMEngine's Runner: NCCL, one GPU per process. Where
+    there is no GPU, MMEngine 0.10.7 cannot start a distributed run:
+
+    - ``init_dist`` calls ``torch.cuda.set_device`` unconditionally
+      ("Found no NVIDIA driver"), and the configs inherit
+      ``env_cfg.dist_cfg.backend='nccl'``, which needs GPUs. Here the
+      process group is initialised with gloo, from the environment that
+      torchrun (``--launcher pytorch``), Slurm (``--launcher slurm``) or
+      Open MPI (``--launcher mpi``) sets, before MMEngine's ``setup_env``,
+      which then finds it initialised.
+    - ``wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to
+      ``DistributedDataParallel``, which CPU modules reject. Here DDP wrappers
+      get ``device_ids=None`` on the CPU.
+    """
+
+    def setup_env(self, env_cfg: Dict) -> None:
+        if self.distributed and not is_distributed() \
+                and get_device() == 'cpu':
+            init_cpu_dist(self.launcher, **env_cfg.get('dist_cfg', {}))
+        super().setup_env(env_cfg)
+
+    def wrap_model(self, model_wrapper_cfg: Optional[Dict],
+                   model: torch.nn.Module) -> torch.nn.Module:
+        if self.distributed and not is_model_wrapper(model) \
+                and get_device() == 'cpu':
+            # MMEngine's defaults for a missing model_wrapper_cfg.
+            model_wrapper_cfg = dict(
+                model_wrapper_cfg or dict(
+                    type='MMDistributedDataParallel',
+                    broadcast_buffers=False,
+                    find_unused_parameters=self.cfg.get(
+                        'find_unused_parameters', False)))
+            model_wrapper_cfg.setdefault('type', 'MMDistributedDataParallel')
+            wrapper = MODEL_WRAPPERS.get(model_wrapper_cfg['type'])
+            if isinstance(wrapper, type) and issubclass(
+                    wrapper, DistributedDataParallel):
+                # A config value wins over Runner's device_ids default.
+                model_wrapper_cfg['device_ids'] = None
+        return super().wrap_model(model_wrapper_cfg, model)
+
+
+def init_cpu_dist(launcher: str,
+                  backend: str = 'gloo',
+                  timeout: Optional[int] = None,
+                  port: Optional[int] = None,
+                  **kwargs) -> None:
+    """Initialise the default process group with gloo, without a GPU.
+
+    As :func:`mmengine.dist.init_dist` for the same ``launcher``, minus its
+    ``torch.cuda.set_device`` call. ``backend`` is the configured one: gloo is
+    used whatever it says, since NCCL needs GPUs.
+
+    Args:
+        launcher (str): 'pytorch' (torchrun), 'slurm' or 'mpi'.
+        backend (str): ``env_cfg.dist_cfg.backend``; only logged.
+        timeout (int, optional): Seconds, as ``env_cfg.dist_cfg.timeout``.
+        port (int, optional): Master port for Slurm, as MMEngine's.
+        **kwargs: Passed to :func:`torch.distributed.init_process_group`
+            (``init_backend`` must be 'torch', the default).
+    """
+    if kwargs.pop('init_backend', 'torch') != 'torch':
+        raise ValueError('env_cfg.dist_cfg.init_backend other than "torch" '
+                         'needs GPUs; remove it to train on CPUs.')
+    if timeout is not None:
+        kwargs['timeout'] = datetime.timedelta(seconds=timeout)
+    if launcher == 'slurm':
+        _set_env_from_slurm(port)
+    elif launcher == 'mpi':
+        os.environ.setdefault('MASTER_PORT', '29500')
+        if 'MASTER_ADDR' not in os.environ:
+            raise KeyError('The environment variable MASTER_ADDR is not set')
+        os.environ['WORLD_SIZE'] = os.environ['OMPI_COMM_WORLD_SIZE']
+        os.environ['RANK'] = os.environ['OMPI_COMM_WORLD_RANK']
+        os.environ['LOCAL_RANK'] = os.environ['OMPI_COMM_WORLD_LOCAL_RANK']
+    elif launcher != 'pytorch':  # torchrun has set RANK, WORLD_SIZE...
+        raise ValueError(f'Invalid launcher type: {launcher}')
+    torch_dist.init_process_group(backend='gloo', **kwargs)
+    # A gloo group still alive at interpreter exit can abort the process
+    # ("terminate called without an active exception"), failing the job.
+    atexit.register(_destroy_process_group)
+    if backend != 'gloo' and torch_dist.get_rank() == 0:
+        print_log(
+            f'No GPU: distributed {launcher} run with the gloo backend '
+            f'instead of env_cfg.dist_cfg.backend={backend!r}.',
+            logger='current')
+
+
+def _destroy_process_group() -> None:
+    if torch_dist.is_initialized():
+        torch_dist.destroy_process_group()
+
+
+def _set_env_from_slurm(port: Optional[int]) -> None:
+    """What :func:`mmengine.dist.utils._init_dist_slurm` sets up."""
+    node_list = os.environ['SLURM_NODELIST']
+    if port is not None:
+        os.environ['MASTER_PORT'] = str(port)
+    os.environ.setdefault('MASTER_PORT', '29500')
+    if 'MASTER_ADDR' not in os.environ:
+        os.environ['MASTER_ADDR'] = subprocess.getoutput(
+            f'scontrol show hostname {node_list} | head -n1')
+    os.environ['WORLD_SIZE'] = os.environ['SLURM_NTASKS']
+    os.environ['RANK'] = os.environ['SLURM_PROCID']
+    os.environ['LOCAL_RANK'] = os.environ.get('SLURM_LOCALID', '0')

@@ -1,0 +1,221 @@
+"""A checkpoint never runs code: crafted pickles are refused everywhere.
+
+The crafted checkpoint is a real torch.save file whose pickle would call
+``os.system('touch <marker>')``; each test checks the marker is absent
+after the refusal.
+"""
+import functools
+import http.server
+import os
+import pickle
+import threading
+
+import pytest
+import torch
+from conftest import (REPO_ROOT, assert_user_error, checkpoints_under,
+                      config_path, make_pretrained_checkpoint, run_tool,
+                      tiny_cfg_options)
+from mmengine.runner import checkpoint as mmengine_checkpoint
+from mmengine.runner.checkpoint import CheckpointLoader
+
+from flower_mm.compat import UnsafeCheckpointError
+
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+TEST = REPO_ROOT / 'tools' / 'test.py'
+REFUSED = 'refused to load checkpoint "{}": it contains code or objects ' \
+    'outside the allow-list'
+
+
+class RunsCommand:
+    """Unpickles as ``os.system(command)``."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command, )
+
+
+def write_malicious_checkpoint(path, marker, legacy=False):
+    """A checkpoint in MMPretrain's layout whose meta runs `touch marker`."""
+    checkpoint = {
+        'meta': RunsCommand(f'touch {marker}'),
+        'state_dict': {
+            'head.fc.bias': torch.zeros(5)
+        }
+    }
+    if legacy:  # a plain pickle, as torch.save before 1.6 wrote
+        with open(path, 'wb') as f:
+            pickle.dump(checkpoint, f)
+    else:
+        torch.save(checkpoint, path)
+    return path
+
+
+@pytest.fixture
+def evil(tmp_path):
+    """(checkpoint path, marker path the pickle would create)."""
+    marker = tmp_path / 'pwned'
+    return write_malicious_checkpoint(tmp_path / 'evil.pth', marker), marker
+
+
+@pytest.fixture
+def http_root(tmp_path):
+    """A folder served over http://127.0.0.1:<port>/, and the base URL."""
+    root = tmp_path / 'www'
+    root.mkdir()
+    handler = functools.partial(
+        http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f'http://127.0.0.1:{server.server_address[1]}'
+    server.shutdown()
+    server.server_close()
+
+
+# Downloads go to a fresh cache; the local server is never proxied.
+def offline_env(tmp_path):
+    return {
+        'TORCH_HOME': str(tmp_path / 'torch_home'),
+        'NO_PROXY': '127.0.0.1,localhost',
+        'no_proxy': '127.0.0.1,localhost',
+    }
+
+
+def test_crafted_checkpoint_would_run_command(tmp_path, evil):
+    """The file is really malicious: unsafe loading runs the command."""
+    path, marker = evil
+    torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize('legacy', [False, True], ids=['zip', 'legacy'])
+def test_local_loader_refuses(tmp_path, legacy, monkeypatch):
+    # The variable that turns weights_only off where a caller leaves it out.
+    monkeypatch.setenv('TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD', '1')
+    marker = tmp_path / 'pwned'
+    path = write_malicious_checkpoint(tmp_path / 'evil.pth', marker, legacy)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        CheckpointLoader.load_checkpoint(str(path), map_location='cpu')
+    assert str(err.value).startswith(REFUSED.format(path))
+    assert 'Only load checkpoints you trust' in str(err.value)
+    if not legacy:  # torch names the global in zip files
+        assert 'it holds posix.system' in str(err.value)
+    assert not marker.exists()
+
+
+def test_torchvision_scheme_uses_safe_http_loader(tmp_path, evil, http_root,
+                                                  monkeypatch):
+    """torchvision://, open-mmlab:// and mmcls:// call MMEngine's
+    module-level load_from_http, which would load with weights_only=False."""
+    path, marker = evil
+    root, url = http_root
+    (root / 'evil.pth').write_bytes(path.read_bytes())
+    for name, value in offline_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models',
+                        lambda: {'evil': f'{url}/evil.pth'})
+    with pytest.raises(UnsafeCheckpointError, match='refused to load'):
+        CheckpointLoader.load_checkpoint('torchvision://evil')
+    assert not marker.exists()
+
+
+def test_mmpretrain_get_model_refuses(evil):
+    """MMPretrain's get_model, behind its inferencers, loads safely too."""
+    from mmpretrain import get_model
+    path, marker = evil
+    with pytest.raises(UnsafeCheckpointError, match='refused to load'):
+        get_model(config_path('resnet50_flowers.py'), pretrained=str(path))
+    assert not marker.exists()
+
+
+def test_published_format_checkpoint_loads(tmp_path):
+    """MMPretrain's published {'meta', 'state_dict'} checkpoints load."""
+    path = make_pretrained_checkpoint(tmp_path / 'r18.pth', depth=18)
+    checkpoint = CheckpointLoader.load_checkpoint(str(path))
+    assert checkpoint['meta'] == {'epoch': 100}
+    assert checkpoint['state_dict']['head.fc.weight'].shape == (1000, 512)
+
+
+def tiny(data_root, pretrained):
+    return tiny_cfg_options(data_root, pretrained, epochs=1)
+
+
+def test_train_resume_refuses(tmp_path, evil, flower_data_root,
+                              pretrained_ckpt):
+    path, marker = evil
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--resume',
+        str(path), '--cfg-options', *tiny(flower_data_root, pretrained_ckpt)
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(proc, REFUSED.format(path))
+    assert not marker.exists()
+    assert checkpoints_under(tmp_path / 'work_dirs') == []
+
+
+def test_train_load_from_refuses(tmp_path, evil, flower_data_root,
+                                 pretrained_ckpt):
+    path, marker = evil
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--cfg-options',
+        *tiny(flower_data_root, pretrained_ckpt), f'load_from={path}'
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(proc, REFUSED.format(path))
+    assert not marker.exists()
+    assert checkpoints_under(tmp_path / 'work_dirs') == []
+
+
+def test_pretrained_init_cfg_refuses(tmp_path, evil, flower_data_root):
+    path, marker = evil
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--cfg-options',
+        *tiny(flower_data_root, path)
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(proc, REFUSED.format(path))
+    assert not marker.exists()
+    assert checkpoints_under(tmp_path / 'work_dirs') == []
+
+
+def test_pretrained_url_refuses(tmp_path, evil, http_root, flower_data_root):
+    path, marker = evil
+    root, url = http_root
+    (root / 'evil.pth').write_bytes(path.read_bytes())
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--cfg-options',
+        *tiny(flower_data_root, f'{url}/evil.pth')
+    ],
+                    cwd=tmp_path,
+                    env=offline_env(tmp_path),
+                    check=False)
+    assert_user_error(proc, REFUSED.format(f'{url}/evil.pth'))
+    # It was downloaded (so the refusal is the loader's), never run.
+    assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' /
+            'evil.pth').is_file()
+    assert not marker.exists()
+    assert checkpoints_under(tmp_path / 'work_dirs') == []
+
+
+def test_test_tool_refuses(tmp_path, evil, flower_data_root,
+                           pretrained_ckpt):
+    path, marker = evil
+    proc = run_tool([
+        TEST,
+        config_path('resnet50_flowers.py'),
+        str(path), '--cfg-options', *tiny(flower_data_root, pretrained_ckpt)
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(proc, REFUSED.format(path))
+    assert not marker.exists()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Data-parallel testing with torchrun: one process per GPU, or NPROC
+# processes on a machine without GPUs (gloo backend, docs/distributed.md).
+#
+#   bash tools/dist_test.sh CONFIG CHECKPOINT NPROC [tools/test.py ARGS]
+#
+# Several machines: run it on each with NNODES, NODE_RANK (0 on the master),
+# MASTER_ADDR (the master's address) and PORT set alike.
+if [ $# -lt 3 ]; then
+    echo "usage: bash $0 CONFIG CHECKPOINT NPROC [tools/test.py arguments]" >&2
+    exit 2
+fi
+CONFIG=$1
+CHECKPOINT=$2
+NPROC=$3
+NNODES=${NNODES:-1}
+NODE_RANK=${NODE_RANK:-0}
+PORT=${PORT:-29500}
+MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
+PYTHON=${PYTHON:-python}
+
+PYTHONPATH="$(dirname "$0")/..":$PYTHONPATH \
+"$PYTHON" -m torch.distributed.run \
+    --nnodes="$NNODES" \
+    --node_rank="$NODE_RANK" \
+    --master_addr="$MASTER_ADDR" \
+    --nproc_per_node="$NPROC" \
+    --master_port="$PORT" \
+    "$(dirname "$0")/test.py" \
+    "$CONFIG" \
+    "$CHECKPOINT" \
+    --launcher pytorch "${@:4}"
