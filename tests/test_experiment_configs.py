@@ -15,9 +15,11 @@ from mmpretrain.registry import DATASETS, MODELS
 from flower_mm.engine import PretrainedWeightsError, check_pretrained_weights
 from flower_mm.experiments import EXPERIMENTS, unique_cells
 
-BACKBONE = {'model.backbone.' + k for k in (
-    'type', 'arch', 'depth', 'num_stages', 'out_indices', 'style',
-    'init_cfg.checkpoint')}
+BACKBONE = {
+    'model.backbone.' + k
+    for k in ('type', 'arch', 'depth', 'num_stages', 'out_indices', 'style',
+              'init_cfg.checkpoint')
+}
 BATCH = {
     'train_dataloader.batch_size', 'optim_wrapper.optimizer.lr',
     'auto_scale_lr.base_batch_size'
@@ -66,8 +68,8 @@ def test_every_experiment_config_is_covered():
 @pytest.mark.parametrize('name', sorted(VARIANTS))
 def test_variant_differs_from_parent_only_where_named(name):
     parent_name, expected = VARIANTS[name]
-    assert open(config_path(name)).read().count(
-        f"_base_ = './{parent_name}'") == 1
+    assert open(
+        config_path(name)).read().count(f"_base_ = './{parent_name}'") == 1
     child, parent = load(name), load(parent_name)
     flat_child, flat_parent = flatten(child.to_dict()), flatten(
         parent.to_dict())
@@ -124,8 +126,8 @@ def test_pretrained_weights_are_mmpretrain_imagenet_ones(name, zoo_config):
 def local_checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp('zoo')
     return {
-        'resnet18_flowers': make_pretrained_checkpoint(
-            root / 'r18.pth', depth=18),
+        'resnet18_flowers':
+        make_pretrained_checkpoint(root / 'r18.pth', depth=18),
         'densenet121_flowers': make_densenet_checkpoint(root / 'd121.pth'),
     }
 

@@ -73,8 +73,10 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
     # Two tiny configs inheriting the repo's; data, image size, batch and
     # checkpoint come as --cfg-options, each config keeps its epochs.
     epochs = {'tiny_r18': 1, 'tiny_r18_bs64': 2}
-    parents = {'tiny_r18': 'resnet18_flowers.py',
-               'tiny_r18_bs64': 'resnet18_flowers_bs64.py'}
+    parents = {
+        'tiny_r18': 'resnet18_flowers.py',
+        'tiny_r18_bs64': 'resnet18_flowers_bs64.py'
+    }
     configs = []
     for name, max_epochs in epochs.items():
         path = tmp_path / f'{name}.py'
@@ -87,8 +89,9 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
         if not o.startswith('train_cfg.max_epochs')
     ]
     work_root = tmp_path / 'sweep'
-    cmd = [SWEEP, *configs, '--work-root', work_root, '--cfg-options',
-           *options]
+    cmd = [
+        SWEEP, *configs, '--work-root', work_root, '--cfg-options', *options
+    ]
 
     out = run_tool(cmd, cwd=tmp_path).stdout
     assert '[1/2] tiny_r18 (not run)' in out
@@ -102,8 +105,8 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
 
     # Run again (in this process, to save a start-up): nothing trains,
     # nothing in the work dirs changes.
-    before = snapshot(work_root / 'tiny_r18') | snapshot(work_root /
-                                                         'tiny_r18_bs64')
+    before = snapshot(work_root / 'tiny_r18') | snapshot(
+        work_root / 'tiny_r18_bs64')
     out = sweep_in_process(work_root, configs, options)
     assert out.count('skipped (done)') == 2
     assert 'Epoch(train)' not in out and 'training into' not in out
@@ -143,8 +146,7 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
 
 def test_named_experiments_table_report_figures(tmp_path):
     work_root = tmp_path / 'sweep'
-    failed = Sweep(['table1', 'table3'], str(work_root)).run(
-        collect_only=True)
+    failed = Sweep(['table1', 'table3'], str(work_root)).run(collect_only=True)
     assert failed == []
     rows = list(csv.DictReader(open(work_root / 'results.csv')))
     expected = [(e, c.name, c.report_top1) for e in ('table1', 'table3')
@@ -182,8 +184,9 @@ def test_bad_targets_fail_before_training(tmp_path, monkeypatch):
         Sweep(['table3'], str(tmp_path / 'w'), ['lr'])
 
     # The tool exits with the message, having made no work dir.
-    monkeypatch.setattr(
-        sys, 'argv', [SWEEP, 'tabel1', '--work-root', str(tmp_path / 'w')])
+    monkeypatch.setattr(sys, 'argv',
+                        [SWEEP, 'tabel1', '--work-root',
+                         str(tmp_path / 'w')])
     with pytest.raises(SystemExit) as exit_info:
         runpy.run_path(SWEEP, run_name='__main__')
     assert str(exit_info.value) == (

@@ -11,13 +11,16 @@ val top-1 of every run, beside the report's figures, go to
 """
 import argparse
 import os.path as osp
+import signal
 import sys
 
 # Make `flower_mm` importable when run as `python tools/sweep.py`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from flower_mm.experiments import (EXPERIMENTS, Sweep,  # noqa: E402
-                                   SweepError)
+from flower_mm.experiments import (
+    EXPERIMENTS,
+    Sweep,  # noqa: E402
+    SweepError)
 
 
 def experiments_help() -> str:
@@ -62,11 +65,17 @@ def get_args_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def stop_on_sigterm(signum, frame):
+    # A scheduler's SIGTERM stops the sweep as Ctrl-C does: the running
+    # training is stopped too, and its state kept for the next sweep.
+    raise KeyboardInterrupt
+
+
 def main():
     args = get_args_parser().parse_args()
+    signal.signal(signal.SIGTERM, stop_on_sigterm)
     try:
-        sweep = Sweep(args.targets, args.work_root, args.cfg_options,
-                      args.amp)
+        sweep = Sweep(args.targets, args.work_root, args.cfg_options, args.amp)
     except SweepError as err:
         raise SystemExit(f'error: {err}')
     try:

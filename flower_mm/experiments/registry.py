@@ -66,8 +66,9 @@ def resolve_experiments(targets: Sequence[str]) -> List[Experiment]:
     config files (gathered into one experiment, ``configs``, with no report
     figures)."""
     if not targets:
-        raise SweepError('Name an experiment '
-                         f'({", ".join([*EXPERIMENTS, ALL])}) or config files.')
+        raise SweepError(
+            'Name an experiment '
+            f'({", ".join([*EXPERIMENTS, ALL])}) or config files.')
     experiments, configs = [], []
     for target in targets:
         if target == ALL:
@@ -78,8 +79,9 @@ def resolve_experiments(targets: Sequence[str]) -> List[Experiment]:
             if not osp.isfile(target):
                 raise SweepError(f'Config file "{target}" does not exist.')
             configs.append(
-                Cell(osp.abspath(target), osp.splitext(
-                    osp.basename(target))[0]))
+                Cell(
+                    osp.abspath(target),
+                    osp.splitext(osp.basename(target))[0]))
         else:
             raise SweepError(
                 f'"{target}" is neither an experiment '

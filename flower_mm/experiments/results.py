@@ -61,13 +61,17 @@ class RunResult(NamedTuple):
     status: str
 
 
-def collect_result(experiment: Experiment, cell: Cell, work_dir: str,
-                   status: str, batch_size: Optional[int],
-                   max_epochs: Optional[int], device: str = '') -> RunResult:
+def collect_result(experiment: Experiment,
+                   cell: Cell,
+                   work_dir: str,
+                   status: str,
+                   batch_size: Optional[int],
+                   max_epochs: Optional[int],
+                   device: str = '') -> RunResult:
     """Best and final val top-1 and train throughput of one run."""
     log = read_run_log(work_dir)
-    best_epoch = max(log.val_top1, key=lambda e: (log.val_top1[e], -e),
-                     default=None)
+    best_epoch = max(
+        log.val_top1, key=lambda e: (log.val_top1[e], -e), default=None)
     final_epoch = max(log.val_top1, default=None)
     images_per_s = None
     if log.iter_times and batch_size:
@@ -181,7 +185,9 @@ def plot_results(experiments: Sequence[Experiment],
             # Differences of a few points matter: do not start at zero.
             low = max(0.0, min(values) - 5)
             ax.set_ylim(low, min(100.0, max(values) + 3) + 1)
-        ax.legend(fontsize=7, loc='lower right')
-    fig.tight_layout()
+    # One legend for all panels, below them, clear of the bars.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -80,8 +80,9 @@ class Sweep:
         self.work_root = work_root
         self.cfg_options = list(cfg_options)
         self.train_flags = ['--amp'] if amp else []
-        self.runs = [self._plan(cell) for cell in unique_cells(
-            self.experiments)]
+        self.runs = [
+            self._plan(cell) for cell in unique_cells(self.experiments)
+        ]
         os.makedirs(work_root, exist_ok=True)
         self.logger = MMLogger.get_instance(
             f'flower_sweep_{time.time_ns()}',
@@ -104,10 +105,9 @@ class Sweep:
         except SweepError:
             raise
         except Exception as err:
-            raise SweepError(
-                f'Config "{cell.config_path}" with --cfg-options '
-                f'{self.cfg_options} cannot be read: '
-                f'{type(err).__name__}: {err}') from err
+            raise SweepError(f'Config "{cell.config_path}" with --cfg-options '
+                             f'{self.cfg_options} cannot be read: '
+                             f'{type(err).__name__}: {err}') from err
         run = Run(cell, osp.join(self.work_root, cell.name), batch_size,
                   max_epochs)
         state = self._read_state(run)
@@ -181,10 +181,10 @@ class Sweep:
             cmd += ['--resume', resume_from]
         if self.cfg_options:
             cmd += ['--cfg-options', *self.cfg_options]
-        self.logger.info(
-            f'{run.cell.name}: '
-            + (f'resuming from {osp.basename(resume_from)}'
-               if resume_from else 'training') + f' into {run.work_dir}')
+        self.logger.info(f'{run.cell.name}: ' +
+                         (f'resuming from {osp.basename(resume_from)}'
+                          if resume_from else 'training') +
+                         f' into {run.work_dir}')
         self._write_state(run, 'running', device=describe_device())
         for handler in self.logger.handlers:
             handler.flush()
@@ -195,13 +195,14 @@ class Sweep:
             return proc.wait()
         except KeyboardInterrupt:
             # Ctrl-C in a terminal reaches the child too: let it stop
-            # cleanly, pass the signal on if it did not get it, then kill.
-            for stop in (None, lambda: proc.send_signal(signal.SIGINT),
-                         proc.kill):
-                if stop:
-                    stop()
+            # cleanly, pass the signal on if it did not get it (a SIGTERM to
+            # the sweep alone), then kill it rather than leave it training.
+            for stop, timeout in ((None, 5), (signal.SIGINT, 30),
+                                  (signal.SIGKILL, None)):
+                if stop is not None:
+                    proc.send_signal(stop)
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=timeout)
                     break
                 except subprocess.TimeoutExpired:
                     pass
@@ -272,10 +273,9 @@ class Sweep:
             self.logger.info(f'[{i}/{total}] {minutes:.1f} min, '
                              f'{self._summary(run)}')
         self.write_results()
-        self.logger.info(
-            'Results: ' + ', '.join(
-                osp.join(self.work_root, f'results.{ext}')
-                for ext in ('md', 'csv', 'png')))
+        self.logger.info('Results: ' + ', '.join(
+            osp.join(self.work_root, f'results.{ext}')
+            for ext in ('md', 'csv', 'png')))
         if failed:
             self.logger.error(f'{len(failed)} runs failed: '
                               f'{", ".join(failed)}; their logs are above '
