@@ -84,6 +84,27 @@ def pretrained_ckpt(tmp_path_factory) -> Path:
         tmp_path_factory.mktemp('ckpt') / 'resnet50_in1k.pth')
 
 
+@pytest.fixture(scope='session')
+def resnet18_ckpt(tmp_path_factory) -> Path:
+    """A ResNet-18 checkpoint in MMPretrain's format."""
+    return make_pretrained_checkpoint(
+        tmp_path_factory.mktemp('ckpt') / 'resnet18_in1k.pth', depth=18)
+
+
+def make_densenet_checkpoint(path: Path, arch: str = '121',
+                             seed: int = 0) -> Path:
+    """An ImageNet-like DenseNet checkpoint in MMPretrain's format."""
+    from mmpretrain.models import DenseNet
+    torch.manual_seed(seed)
+    backbone = DenseNet(arch=arch)
+    state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    out_channels = backbone.transitions[-1][0].num_features
+    state_dict['head.fc.weight'] = torch.randn(1000, out_channels) * 0.01
+    state_dict['head.fc.bias'] = torch.zeros(1000)
+    torch.save({'meta': {'epoch': 90}, 'state_dict': state_dict}, path)
+    return path
+
+
 def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
                      batch_size: int = 5) -> list:
     """--cfg-options shrinking a flower config: data root, image size,
