@@ -87,14 +87,3 @@ def load_from_http_safely(filename, map_location=None, model_dir=None,
 
 allow_mmengine_checkpoint_globals()
 
-
-def require_amp_support() -> None:
-    """Stop with one clear line where MMEngine's AmpOptimWrapper cannot run.
-
-    MMEngine 0.10.7's ``AmpOptimWrapper`` asserts that CUDA (or NPU/MLU/MUSA)
-    is available and fails deep inside the Runner otherwise.
-    """
-    if not torch.cuda.is_available():
-        raise SystemExit(
-            'error: --amp needs a CUDA GPU with MMEngine 0.10.7 '
-            "(its AmpOptimWrapper does not run on the CPU); drop --amp.")

@@ -18,7 +18,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from flower_mm.compat import require_amp_support  # noqa: E402
+import flower_mm  # noqa: E402,F401  (registers what --amp selects)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -35,7 +35,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training: fp16 on a GPU, '
+        'bf16 on a CPU (the flower configs enable it by default where it '
+        'is fast, see docs/speed.md)')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -76,8 +78,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
-        require_amp_support()
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # MMEngine's AmpOptimWrapper, which also runs bf16 on the CPU.
+        cfg.optim_wrapper.type = 'DeviceAmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':

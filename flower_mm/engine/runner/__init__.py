@@ -1,0 +1,3 @@
+from .amp_loops import AmpTestLoop, AmpValLoop
+
+__all__ = ['AmpTestLoop', 'AmpValLoop']
