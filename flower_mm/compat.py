@@ -170,14 +170,3 @@ def _install_safe_checkpoint_loaders() -> None:
 _install_safe_checkpoint_loaders()
 allow_mmengine_checkpoint_globals()
 
-
-def require_amp_support() -> None:
-    """Stop with one clear line where MMEngine's AmpOptimWrapper cannot run.
-
-    MMEngine 0.10.7's ``AmpOptimWrapper`` asserts that CUDA (or NPU/MLU/MUSA)
-    is available and fails deep inside the Runner otherwise.
-    """
-    if not torch.cuda.is_available():
-        raise SystemExit(
-            'error: --amp needs a CUDA GPU with MMEngine 0.10.7 '
-            "(its AmpOptimWrapper does not run on the CPU); drop --amp.")

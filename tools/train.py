@@ -18,7 +18,6 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from flower_mm.compat import require_amp_support  # noqa: E402
 from flower_mm.utils import (check_cfg_options,  # noqa: E402
                              exit_on_user_error)
 
@@ -37,7 +36,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training')
+        help='enable automatic-mixed-precision training: fp16 on a GPU, '
+        'bf16 on a CPU (the flower configs enable it by default where it '
+        'is fast, see docs/speed.md)')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -78,8 +79,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
-        require_amp_support()
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        # MMEngine's AmpOptimWrapper, which also runs bf16 on the CPU.
+        cfg.optim_wrapper.type = 'DeviceAmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':

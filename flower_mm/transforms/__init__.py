@@ -1,3 +1,7 @@
+from .color_jitter import FastColorJitter
 from .loading import ImageDecodeError, RobustLoadImageFromFile, decode_to_bgr
 
-__all__ = ['ImageDecodeError', 'RobustLoadImageFromFile', 'decode_to_bgr']
+__all__ = [
+    'FastColorJitter', 'ImageDecodeError', 'RobustLoadImageFromFile',
+    'decode_to_bgr'
+]

@@ -1,9 +1,11 @@
 from .config_checks import (ConfigError, check_cfg_options,
                             check_checkpoint_exists)
+from .precision import cpu_has_native_bf16, resolve_amp_dtype
 from .table import format_table
 from .user_errors import exit_on_user_error, user_error_types
 
 __all__ = [
     'ConfigError', 'check_cfg_options', 'check_checkpoint_exists',
-    'exit_on_user_error', 'format_table', 'user_error_types'
+    'cpu_has_native_bf16', 'exit_on_user_error', 'format_table',
+    'resolve_amp_dtype', 'user_error_types'
 ]

@@ -1,6 +1,7 @@
 from .atomic_checkpoint_hook import (AtomicCheckpointHook,
                                      check_checkpoint_complete,
                                      find_last_complete_checkpoint)
+from .channels_last_hook import ChannelsLastHook
 from .classification_report_hook import ClassificationReportHook
 from .config_check_hook import (ConfigCheckHook, check_batches,
                                 check_num_classes)
@@ -13,9 +14,10 @@ from .resumable_randomness_hook import (ResumableRandomnessHook,
 
 __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
-    'find_last_complete_checkpoint', 'ClassificationReportHook',
-    'ConfigCheckHook', 'check_batches', 'check_num_classes',
-    'PretrainedWeightsCheckHook', 'PretrainedWeightsError',
-    'check_pretrained_weights', 'ResumableRandomnessHook',
-    'SampleSeededPipeline', 'seed_everything_for_epoch'
+    'find_last_complete_checkpoint', 'ChannelsLastHook',
+    'ClassificationReportHook', 'ConfigCheckHook', 'check_batches',
+    'check_num_classes', 'PretrainedWeightsCheckHook',
+    'PretrainedWeightsError', 'check_pretrained_weights',
+    'ResumableRandomnessHook', 'SampleSeededPipeline',
+    'seed_everything_for_epoch'
 ]

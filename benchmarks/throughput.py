@@ -1,0 +1,655 @@
+"""Images/s of training and inference: stock recipe, this project, plain PyTorch.
+
+    python benchmarks/throughput.py [--quick] [--device {auto,cpu,cuda}]
+        [--out-dir DIR] [--batch-size N] [--keep-data]
+
+Measures, one after the other on this machine, each in a fresh process and
+on the same JPEG files (500x375 photos written to a temporary folder):
+
+(a) ``stock``: MMPretrain's ``resnet/resnet50_8xb32_in1k.py`` recipe (fp32,
+    its data pipeline and loader settings) through MMEngine's Runner, with
+    the project's model (ResNet-50, stages up to 2 frozen, 5 classes);
+(b) ``project``: ``tools/train.py`` / ``tools/test.py`` on
+    ``configs/resnet50_flowers.py`` with its defaults;
+(c) ``plain``: a minimal PyTorch loop (torchvision decoding and transforms,
+    a torch DataLoader with the project's loader settings) with the same
+    model, batch, precision and memory format as (b);
+
+for training and for inference, after warm-up iterations, with the time
+spent waiting for data. Without ``--quick`` it adds the project's precision
+and memory-format variants, a model-only ceiling on synthetic batches, the
+loader's worker count, and how the time per epoch grows with batch size and
+dataset size. On a GPU the variants always run. Results go to
+``--out-dir`` as ``throughput.json`` and ``throughput.png``; the last line
+printed is
+
+    train: project/stock X.XX, project/plain Y.YY; infer: project/stock ...
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+
+PROJECT_CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet50_flowers.py')
+STOCK_CONFIG = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
+CLASSES = ('daisy', 'dandelion', 'rose', 'sunflower', 'tulip')
+PHOTO_SIZE = (500, 375)  # width, height: a typical flower photo
+UNIQUE_PHOTOS = 40  # distinct JPEGs; the rest are copies of them
+
+# ---------------------------------------------------------------- the data
+
+
+def write_photos(root: str, num_train: int, num_val: int, seed=0) -> None:
+    """``root/{train,val}/<class>/*.jpg``: 500x375 photo-like JPEGs."""
+    import cv2
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    w, h = PHOTO_SIZE
+    pool = []
+    for _ in range(UNIQUE_PHOTOS):
+        # Smooth shapes plus sensor noise: JPEG sizes (~60-90 kB) and decode
+        # times like real photos, unlike flat or pure-noise images.
+        coarse = rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)
+        img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_CUBIC)
+        for _ in range(12):
+            centre = (int(rng.integers(0, w)), int(rng.integers(0, h)))
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            cv2.circle(img, centre, int(rng.integers(10, 80)), colour, -1)
+        img = cv2.GaussianBlur(img, (5, 5), 0)
+        img = np.clip(img + rng.normal(0, 6, img.shape), 0, 255)
+        pool.append(cv2.imencode('.jpg', img.astype(np.uint8),
+                                 [cv2.IMWRITE_JPEG_QUALITY, 92])[1])
+    for split, count in (('train', num_train), ('val', num_val)):
+        for i in range(count):
+            cls = CLASSES[i % len(CLASSES)]
+            folder = osp.join(root, split, cls)
+            os.makedirs(folder, exist_ok=True)
+            pool[i % UNIQUE_PHOTOS].tofile(
+                osp.join(folder, f'{i // len(CLASSES):05d}.jpg'))
+
+
+def write_checkpoint(path: str) -> None:
+    """Weights of the project's model in MMPretrain's checkpoint format."""
+    import torch
+    model = build_project_model()
+    torch.save({'meta': {}, 'state_dict': model.state_dict()}, path)
+
+
+def build_project_model():
+    """The project's ImageClassifier, from its config, without init_cfg."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+
+    import flower_mm  # noqa: F401
+    cfg = Config.fromfile(PROJECT_CONFIG)
+    init_default_scope('mmpretrain')
+    cfg.model.backbone.pop('init_cfg', None)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model)
+
+
+# ------------------------------------------------------- what runs in a case
+
+
+class IterClock:
+    """Timestamps iterations: images/s, data wait and step time."""
+
+    def __init__(self, batch_size: int, warmup: int, device: str,
+                 total: int):
+        self.batch_size, self.warmup, self.device = batch_size, warmup, device
+        self.total = total  # iterations in the run, for memory at the end
+        self.starts, self.ends = [], []
+        self.memory = {}
+
+    def _now(self) -> float:
+        if self.device == 'cuda':
+            import torch
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def start(self) -> None:
+        self.starts.append(self._now())
+
+    def end(self) -> None:
+        self.ends.append(self._now())
+        if len(self.ends) == self.total:
+            self.memory = memory_footprint(self.device)
+
+    def result(self) -> dict:
+        w, n = self.warmup, len(self.ends)
+        if n <= w + 1:
+            raise RuntimeError(f'only {n} iterations ran; {w} are warm-up')
+        elapsed = self.ends[-1] - self.ends[w - 1]
+        data = sum(self.starts[i] - self.ends[i - 1] for i in range(w, n))
+        return dict(
+            images_per_s=self.batch_size * (n - w) / elapsed,
+            iter_ms=1e3 * elapsed / (n - w),
+            data_ms=1e3 * data / (n - w),
+            measured_iters=n - w,
+            **self.memory)
+
+
+def memory_footprint(device: str) -> dict:
+    """Peak RSS of this process; PSS of it and its data workers now."""
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    pids = [os.getpid()] + _child_pids(os.getpid())
+    pss = sum(_pss_mb(pid) for pid in pids)
+    out = dict(peak_rss_mb=peak_rss, total_pss_mb=pss, processes=len(pids))
+    if device == 'cuda':
+        import torch
+        out['cuda_peak_mb'] = torch.cuda.max_memory_allocated() / 2**20
+    return out
+
+
+def _child_pids(pid: int) -> list:
+    children = []
+    for task in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{task}/children') as f:
+                children += [int(c) for c in f.read().split()]
+        except OSError:
+            pass
+    return children
+
+
+def _pss_mb(pid: int) -> float:
+    try:
+        with open(f'/proc/{pid}/smaps_rollup') as f:
+            for line in f:
+                if line.startswith('Pss:'):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.
+
+
+def make_clock_hook(clock: IterClock, mode: str, epochs: list):
+    """An MMEngine hook feeding ``clock`` (and epoch times)."""
+    from mmengine.hooks import Hook
+
+    class ClockHook(Hook):
+        priority = 'LOWEST'  # stamp after the logger and the other hooks
+
+        def _before(self, runner, batch_idx, data_batch=None):
+            clock.start()
+
+        def _after(self, runner, batch_idx, data_batch=None, outputs=None):
+            clock.end()
+
+        def before_train_epoch(self, runner):
+            epochs.append([time.perf_counter()])
+
+        def after_train_epoch(self, runner):
+            epochs[-1].append(time.perf_counter())
+
+    setattr(ClockHook, f'before_{mode}_iter', ClockHook._before)
+    setattr(ClockHook, f'after_{mode}_iter', ClockHook._after)
+    return ClockHook()
+
+
+def total_iters(case: dict) -> int:
+    batches = -(-case['num_images'] // case['batch_size'])
+    return batches * case.get('epochs', 1)
+
+
+def case_cfg_options(case: dict) -> list:
+    """--cfg-options pointing a config at the benchmark data."""
+    root, n = case['data_root'], case['num_images']
+    bs = case['batch_size']
+    opts = [
+        f'train_dataloader.dataset.data_root={root}',
+        f'train_dataloader.dataset.indices={n}',
+        f'train_dataloader.batch_size={bs}',
+        f'test_dataloader.dataset.data_root={root}',
+        f'test_dataloader.dataset.indices={n}',
+        f'test_dataloader.batch_size={bs}',
+        f'model.backbone.init_cfg.checkpoint={case["checkpoint"]}',
+        f'train_cfg.max_epochs={case.get("epochs", 1)}',
+        # Saving happens after the measured iterations; skip its time.
+        'default_hooks.checkpoint=None',
+    ]
+    return opts + case.get('extra_options', [])
+
+
+def run_runner_case(case: dict) -> dict:
+    """(a) and (b): build the Runner as the tools do, time it."""
+    from mmengine.config import Config, DictAction  # noqa: F401
+    from mmengine.runner import Runner
+
+    work_dir = case['work_dir']
+    train = case['mode'] == 'train'
+    if case['recipe'] == 'project':
+        tool = _load_tool('train' if train else 'test')
+        argv = [PROJECT_CONFIG] + ([] if train else [case['checkpoint']])
+        argv += ['--work-dir', work_dir, '--cfg-options',
+                 *case_cfg_options(case)]
+        if train:
+            argv.insert(1, '--no-validate')
+        args = tool.get_args_parser().parse_args(argv)
+        cfg = tool.merge_args(Config.fromfile(args.config), args)
+    else:
+        cfg = stock_config(case)
+    runner = Runner.from_cfg(cfg)
+    clock = IterClock(case['batch_size'], case['warmup'], case['device'],
+                      total_iters(case))
+    epochs = []
+    runner.register_hook(make_clock_hook(clock, case['mode'], epochs))
+    if train:
+        runner.train()
+    else:
+        runner.test()
+    result = clock.result()
+    result['epoch_s'] = [e[1] - e[0] for e in epochs if len(e) == 2]
+    return result
+
+
+def stock_config(case: dict):
+    """MMPretrain's ImageNet ResNet-50 recipe on the benchmark data."""
+    from mmengine.hub import get_config
+
+    cfg = get_config(STOCK_CONFIG)
+    cfg.work_dir = case['work_dir']
+    cfg.model.backbone.frozen_stages = 2
+    cfg.model.backbone.init_cfg = dict(
+        type='Pretrained', checkpoint=case['checkpoint'], prefix='backbone')
+    cfg.model.head.num_classes = 5
+    cfg.model.head.topk = (1, )
+    cfg.data_preprocessor.num_classes = 5
+    for loader, split in (('train_dataloader', 'train'),
+                          ('test_dataloader', 'val')):
+        cfg[loader].dataset = dict(
+            type='CustomDataset',
+            data_root=case['data_root'],
+            data_prefix=split,
+            indices=case['num_images'],
+            pipeline=cfg[loader].dataset.pipeline)
+        cfg[loader].batch_size = case['batch_size']
+    cfg.test_evaluator = dict(type='Accuracy', topk=(1, ))
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg.train_cfg.max_epochs = case.get('epochs', 1)
+    cfg.default_hooks.checkpoint = None
+    if case['mode'] == 'test':
+        cfg.load_from = case['checkpoint']
+    return cfg
+
+
+def _load_tool(name: str):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        f'flower_tools_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_plain_case(case: dict) -> dict:
+    """(c): the same model in a plain PyTorch loop and DataLoader."""
+    import torch
+    import torch.nn.functional as F
+    from mmengine.config import Config
+    from torchvision.datasets import ImageFolder
+    from torchvision.io import decode_jpeg, read_file
+    from torchvision.transforms import v2
+
+    from flower_mm.utils import resolve_amp_dtype
+
+    device = case['device']
+    train = case['mode'] == 'train'
+    # Precision, layout and loader settings as the project's config says.
+    cfg = Config.fromfile(PROJECT_CONFIG)
+    opts = dict(o.split('=', 1) for o in case.get('extra_options', []))
+    if train:
+        dtype = opts.get('optim_wrapper.dtype', cfg.optim_wrapper.dtype)
+    else:
+        fp16 = str(opts.get('test_cfg.fp16', cfg.test_cfg.fp16))
+        dtype = dict(auto='auto', False_='float32').get(
+            fp16 if fp16 == 'auto' else f'{fp16}_',
+            'float16' if device == 'cuda' else 'bfloat16')
+    dtype = resolve_amp_dtype(dtype, device)
+    hook = cfg.default_hooks.get('channels_last')
+    channels_last = hook is not None and str(
+        opts.get('default_hooks.channels_last.enabled',
+                 hook.get('enabled', True))) == 'True'
+    loader_cfg = cfg.train_dataloader if train else cfg.test_dataloader
+    torch.backends.cudnn.benchmark = cfg.env_cfg.get('cudnn_benchmark',
+                                                     False)
+
+    model = build_project_model()
+    model.load_state_dict(
+        torch.load(case['checkpoint'], map_location='cpu')['state_dict'])
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+    model.train(train)
+    mean = torch.tensor([123.675, 116.28, 103.53], device=device)
+    std = torch.tensor([58.395, 57.12, 57.375], device=device)
+    mean, std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
+
+    if train:
+        transform = v2.Compose([
+            v2.RandomResizedCrop(224, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        ])
+    else:
+        transform = v2.Compose([
+            v2.Resize(256, antialias=True),
+            v2.CenterCrop(224),
+        ])
+    split = 'train' if train else 'val'
+    dataset = ImageFolder(
+        osp.join(case['data_root'], split),
+        loader=lambda path: decode_jpeg(read_file(path)),
+        transform=transform)
+    dataset = torch.utils.data.Subset(dataset, range(case['num_images']))
+    workers = int(loader_cfg.num_workers)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=case['batch_size'],
+        shuffle=train,
+        num_workers=workers,
+        persistent_workers=bool(loader_cfg.get('persistent_workers')) and
+        workers > 0,
+        prefetch_factor=loader_cfg.get('prefetch_factor') if workers else None,
+        pin_memory=str(opts.get(
+            'train_dataloader.pin_memory' if train else
+            'test_dataloader.pin_memory',
+            loader_cfg.get('pin_memory', False))) == 'True')
+    synthetic = case.get('synthetic', False)
+    if synthetic:
+        fixed = (torch.randint(0, 256, (case['batch_size'], 3, 224, 224),
+                               dtype=torch.uint8, device=device),
+                 torch.randint(0, 5, (case['batch_size'], ), device=device))
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(
+        params, lr=0.01, momentum=0.9, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(
+        device, enabled=device == 'cuda' and dtype == torch.float16)
+    clock = IterClock(case['batch_size'], case['warmup'], device,
+                      total_iters(case))
+    epochs, correct = [], 0
+    for _ in range(case.get('epochs', 1)):
+        epochs.append([time.perf_counter()])
+        batches = iter(range(len(loader))) if synthetic else iter(loader)
+        for batch in batches:
+            clock.start()
+            images, labels = fixed if synthetic else batch
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            images = (images.float() - mean) / std
+            if channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device, dtype=dtype or torch.bfloat16,
+                                enabled=dtype is not None):
+                if train:
+                    loss = F.cross_entropy(
+                        model(images, mode='tensor'), labels)
+                else:
+                    with torch.inference_mode():
+                        scores = model(images, mode='tensor').softmax(1)
+            if train:
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
+                loss.item()  # as any loop that logs its loss
+            else:
+                correct += int((scores.argmax(1) == labels).sum())
+            clock.end()
+        epochs[-1].append(time.perf_counter())
+    result = clock.result()
+    result['epoch_s'] = [e[1] - e[0] for e in epochs]
+    return result
+
+
+def run_case(case: dict) -> dict:
+    if case['recipe'] == 'plain':
+        return run_plain_case(case)
+    return run_runner_case(case)
+
+
+# ----------------------------------------------------------- orchestration
+
+
+def plan_cases(args, device: str) -> list:
+    """The cases to measure, in order; each runs in its own process."""
+    quick = args.quick
+    if device == 'cuda':
+        warmup, iters = (10, 30) if quick else (10, 100)
+    else:
+        warmup, iters = (3, 8) if quick else (4, 16)
+    iters = args.iters or iters
+    base = dict(
+        device=device,
+        batch_size=args.batch_size,
+        warmup=warmup,
+        num_images=(warmup + iters) * args.batch_size)
+    cases = []
+    for mode in ('train', 'test'):
+        for recipe in ('stock', 'project', 'plain'):
+            cases.append(dict(base, name=f'{mode}/{recipe}', mode=mode,
+                              recipe=recipe))
+    variants = device == 'cuda' or not quick
+    if variants:
+        fp32 = ['optim_wrapper.dtype=float32', 'test_cfg.fp16=False']
+        nchw = ['default_hooks.channels_last.enabled=False']
+        train_variants = [
+            ('fp32', fp32), ('NCHW', nchw), ('fp32 NCHW', fp32 + nchw)]
+        if device == 'cuda':
+            train_variants += [
+                ('bf16', ['optim_wrapper.dtype=bfloat16']),
+                ('pin_memory', ['train_dataloader.pin_memory=True']),
+                ('14 workers', ['train_dataloader.num_workers=14']),
+            ]
+        else:
+            train_variants += [('2 workers',
+                                ['train_dataloader.num_workers=2']),
+                               ('4 workers',
+                                ['train_dataloader.num_workers=4'])]
+        for label, opts in train_variants:
+            cases.append(dict(base, name=f'train/project {label}',
+                              mode='train', recipe='project',
+                              extra_options=opts))
+        for label, opts in (('fp32', fp32), ('NCHW', nchw)):
+            cases.append(dict(base, name=f'test/project {label}',
+                              mode='test', recipe='project',
+                              extra_options=opts))
+        for mode in ('train', 'test'):
+            cases.append(dict(base, name=f'{mode}/model only', mode=mode,
+                              recipe='plain', synthetic=True))
+    if not quick:
+        # Time per epoch (the second of two: persistent workers started).
+        small = base['num_images'] // 2
+        for bs, n in ((args.batch_size, small),
+                      (args.batch_size, 2 * small),
+                      (args.batch_size // 2, 2 * small),
+                      (args.batch_size * 2, 2 * small)):
+            cases.append(dict(base, name=f'epoch/bs{bs} n{n}', mode='train',
+                              recipe='project', batch_size=bs, num_images=n,
+                              warmup=1, epochs=2))
+    return cases
+
+
+def launch(case: dict, log_dir: str) -> dict:
+    """Run one case in a fresh Python process; return its result."""
+    log = osp.join(log_dir, case['name'].replace('/', '_').replace(' ', '_')
+                   + '.log')
+    with open(log, 'w') as f:
+        proc = subprocess.run(
+            [sys.executable, __file__, '--run-case', json.dumps(case)],
+            stdout=f, stderr=subprocess.STDOUT, cwd=case['work_dir'])
+    with open(log) as f:
+        lines = f.read().splitlines()
+    results = [ln for ln in lines if ln.startswith('RESULT ')]
+    if proc.returncode != 0 or not results:
+        tail = '\n'.join(lines[-30:])
+        raise RuntimeError(
+            f'case {case["name"]} failed (exit {proc.returncode}); log: '
+            f'{log}\n{tail}')
+    return json.loads(results[-1][len('RESULT '):])
+
+
+def machine_description(device: str) -> str:
+    import torch
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next(ln.split(':', 1)[1].strip() for ln in f
+                       if ln.startswith('model name'))
+    except (OSError, StopIteration):
+        pass
+    desc = f'{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}'
+    if device == 'cuda':
+        desc = f'{torch.cuda.get_device_name()}; {desc}'
+    else:
+        from flower_mm.utils import cpu_has_native_bf16
+        desc += f', native bf16: {"yes" if cpu_has_native_bf16() else "no"}'
+    return desc
+
+
+def print_table(results: dict, batch_size: int) -> None:
+    header = (f'{"case":<28}{"img/s":>9}{"ms/iter":>9}{"data ms":>9}'
+              f'{"peak RSS MB":>13}{"PSS MB":>9}')
+    if any('cuda_peak_mb' in r for r in results.values()):
+        header += f'{"GPU MB":>9}'
+    print(header)
+    for name, r in results.items():
+        if name.startswith('epoch/'):
+            continue
+        line = (f'{name:<28}{r["images_per_s"]:>9.2f}{r["iter_ms"]:>9.1f}'
+                f'{r["data_ms"]:>9.1f}{r["peak_rss_mb"]:>13.0f}'
+                f'{r["total_pss_mb"]:>9.0f}')
+        if 'cuda_peak_mb' in r:
+            line += f'{r["cuda_peak_mb"]:>9.0f}'
+        print(line)
+    epochs = {k: v for k, v in results.items() if k.startswith('epoch/')}
+    if epochs:
+        print('\ntime per epoch (project training, 2nd epoch):')
+        for name, r in epochs.items():
+            print(f'  {name[6:]:<16} {r["epoch_s"][-1]:7.2f} s')
+
+
+def plot(results: dict, path: str, title: str) -> None:
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    names = [n for n in results if not n.startswith('epoch/')]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(names) + 1.5))
+    values = [results[n]['images_per_s'] for n in names]
+    colours = ['tab:blue' if '/project' in n else 'tab:gray' for n in names]
+    ax.barh(names[::-1], values[::-1], color=colours[::-1])
+    for y, v in enumerate(values[::-1]):
+        ax.text(v, y, f' {v:.1f}', va='center', fontsize=8)
+    ax.set_xlabel('images/s')
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='the six main cases only, fewer iterations')
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'],
+                        default='auto')
+    parser.add_argument('--batch-size', type=int,
+                        help='default: 16 on a CPU, 32 on a GPU')
+    parser.add_argument('--out-dir', default='work_dirs/benchmarks',
+                        help='where throughput.json/png go')
+    parser.add_argument('--keep-data', action='store_true',
+                        help='keep the generated JPEGs and logs')
+    parser.add_argument('--iters', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--run-case', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.run_case:
+        case = json.loads(args.run_case)
+        if case['device'] == 'cpu':
+            os.environ['CUDA_VISIBLE_DEVICES'] = ''
+        print('RESULT ' + json.dumps(run_case(case)), flush=True)
+        return
+
+    import torch
+    device = args.device
+    if device == 'auto':
+        device = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if device == 'cuda' and not torch.cuda.is_available():
+        sys.exit('error: --device cuda, but torch sees no CUDA GPU.')
+    args.batch_size = args.batch_size or (32 if device == 'cuda' else 16)
+    cases = plan_cases(args, device)
+
+    tmp = tempfile.mkdtemp(prefix='flower_bench_')
+    started = time.perf_counter()
+    try:
+        data_root = osp.join(tmp, 'data')
+        most = max(c['num_images'] for c in cases)
+        print(f'Writing {most} train and {most} val JPEGs of '
+              f'{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} to {data_root} ...',
+              flush=True)
+        write_photos(data_root, most, most)
+        checkpoint = osp.join(tmp, 'resnet50_flowers_init.pth')
+        write_checkpoint(checkpoint)
+        results = {}
+        for i, case in enumerate(cases, 1):
+            case.update(data_root=data_root, checkpoint=checkpoint,
+                        work_dir=osp.join(tmp, f'case{i}'))
+            os.makedirs(case['work_dir'])
+            t0 = time.perf_counter()
+            results[case['name']] = r = launch(case, tmp)
+            print(f'[{i}/{len(cases)}] {case["name"]:<28} '
+                  f'{r["images_per_s"]:8.2f} img/s  (data '
+                  f'{r["data_ms"]:.0f} of {r["iter_ms"]:.0f} ms/iter; '
+                  f'{time.perf_counter() - t0:.0f} s)', flush=True)
+    finally:
+        if args.keep_data:
+            print(f'data and logs kept in {tmp}')
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    machine = machine_description(device)
+    os.makedirs(args.out_dir, exist_ok=True)
+    summary = dict(
+        machine=machine,
+        device=device,
+        date=datetime.now().isoformat(timespec='seconds'),
+        batch_size=args.batch_size,
+        quick=args.quick,
+        wall_s=time.perf_counter() - started,
+        results=results)
+    with open(osp.join(args.out_dir, 'throughput.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    plot(results, osp.join(args.out_dir, 'throughput.png'),
+         f'{machine}\nbatch {args.batch_size}, {summary["date"]}')
+
+    print(f'\n{machine}; batch {args.batch_size}; '
+          f'{summary["wall_s"]:.0f} s; results in {args.out_dir}')
+    print_table(results, args.batch_size)
+
+    def ratio(mode, other):
+        return (results[f'{mode}/project']['images_per_s'] /
+                results[f'{mode}/{other}']['images_per_s'])
+
+    print(f'train: project/stock {ratio("train", "stock"):.2f}, '
+          f'project/plain {ratio("train", "plain"):.2f}; '
+          f'infer: project/stock {ratio("test", "stock"):.2f}, '
+          f'project/plain {ratio("test", "plain"):.2f}')
+
+
+if __name__ == '__main__':
+    main()
