@@ -42,14 +42,18 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
+# numpy 2 moved numpy.core to numpy._core (the pinned 1.26 has only core).
+_multiarray = (np._core if np.lib.NumpyVersion(np.__version__) >= '2.0.0'
+               else np.core).multiarray
+
 # Every global an MMEngine 0.10.7 checkpoint pickles besides tensors and
 # builtins: the MessageHub's HistoryBuffers and the numpy values they hold.
 MMENGINE_CHECKPOINT_GLOBALS = [
     HistoryBuffer,
     np.ndarray,
     np.dtype,
-    np.core.multiarray._reconstruct,
-    np.core.multiarray.scalar,
+    _multiarray._reconstruct,
+    _multiarray.scalar,
     # numpy >= 1.25 pickles dtypes by their class (np.dtypes.Float64DType...).
     *(type(np.dtype(code)) for code in 'bBhHiIlLqQefdg?'),
 ]
