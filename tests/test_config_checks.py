@@ -181,3 +181,20 @@ def test_train_refuses_data_root_with_some_classes(tmp_path,
         proc, f'Split folder "{data_root / "train"}" has no images',
         "for the classes ['rose', 'tulip']")
     assert checkpoints_under(tmp_path) == []
+
+
+@pytest.mark.parametrize('tool', ['infer.py', 'export.py'])
+def test_prediction_and_export_tools_refuse_cfg_option_typos(tmp_path, tool):
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'never read: the options are checked first')
+    tool_args = [str(tmp_path)] if tool == 'infer.py' else ['--format', 'onnx']
+    proc = run_tool([
+        REPO_ROOT / 'tools' / tool,
+        config_path('resnet50_flowers.py'), checkpoint, *tool_args,
+        '--cfg-options', 'test_dataloader.batch_sizee=3'
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(
+        proc, '--cfg-options test_dataloader.batch_sizee: unknown key',
+        'did you mean "batch_size"?')

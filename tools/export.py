@@ -21,6 +21,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from flower_mm.apis import collect_image_inputs  # noqa: E402
 from flower_mm.deployment import (  # noqa: E402
     DEFAULT_TOLERANCE, EXPORT_FORMATS, ExportParityError, export_classifier)
+from flower_mm.utils import exit_on_user_error, merge_cfg_options  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -79,9 +80,9 @@ def main() -> int:
         if bad:
             parser.error('--check-images: ' + '; '.join(bad))
         check_paths = [p for p, _ in items]
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    with exit_on_user_error():  # e.g. a typo in --cfg-options
+        cfg = merge_cfg_options(
+            Config.fromfile(args.config), args.cfg_options)
     out_dir = args.out or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'export')
     try:

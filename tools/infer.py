@@ -19,7 +19,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
                             collect_image_inputs, predictions_table,
                             write_predictions)
-from flower_mm.utils import format_table  # noqa: E402
+from flower_mm.utils import (exit_on_user_error, format_table,  # noqa: E402
+                             merge_cfg_options)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -63,9 +64,9 @@ def main() -> int:
         parser.error('--topk and --batch-size must be at least 1')
 
     items = collect_image_inputs(args.inputs)
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    with exit_on_user_error():  # e.g. a typo in --cfg-options
+        cfg = merge_cfg_options(
+            Config.fromfile(args.config), args.cfg_options)
     classifier = BatchImageClassifier(cfg, args.checkpoint, args.device)
     topk = min(args.topk, len(classifier.classes))
     results = classifier.predict(

@@ -18,8 +18,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from flower_mm.utils import (check_cfg_options,  # noqa: E402
-                             exit_on_user_error)
+from flower_mm.utils import (exit_on_user_error,  # noqa: E402
+                             merge_cfg_options)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -93,10 +93,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
 
-    if args.cfg_options is not None:
-        check_cfg_options(cfg, args.cfg_options)  # typos MMEngine would skip
-        cfg.merge_from_dict(args.cfg_options)
-    return cfg
+    # Typos that MMEngine would silently add as unused keys are errors.
+    return merge_cfg_options(cfg, args.cfg_options)
 
 
 def main():

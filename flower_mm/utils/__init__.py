@@ -1,5 +1,5 @@
 from .config_checks import (ConfigError, check_cfg_options,
-                            check_checkpoint_exists)
+                            check_checkpoint_exists, merge_cfg_options)
 from .precision import cpu_has_native_bf16, resolve_amp_dtype
 from .table import format_table
 from .user_errors import exit_on_user_error, user_error_types
@@ -7,5 +7,5 @@ from .user_errors import exit_on_user_error, user_error_types
 __all__ = [
     'ConfigError', 'check_cfg_options', 'check_checkpoint_exists',
     'cpu_has_native_bf16', 'exit_on_user_error', 'format_table',
-    'resolve_amp_dtype', 'user_error_types'
+    'merge_cfg_options', 'resolve_amp_dtype', 'user_error_types'
 ]

@@ -83,6 +83,17 @@ _DEFAULT_TYPES = {
 }
 
 
+def merge_cfg_options(cfg: Config, options: Optional[dict]) -> Config:
+    """Check ``--cfg-options`` (:func:`check_cfg_options`), then merge them.
+
+    The one way every tool applies ``--cfg-options``.
+    """
+    if options:
+        check_cfg_options(cfg, options)
+        cfg.merge_from_dict(options)
+    return cfg
+
+
 def check_cfg_options(cfg: Config, options: Optional[dict]) -> None:
     """Refuse ``--cfg-options`` keys that the run would silently ignore.
 
