@@ -69,12 +69,14 @@ def test_valid_cfg_options_pass(flowers_cfg, key):
 
 
 def test_keys_checked_against_the_type_options_set(flowers_cfg):
-    amp = {'optim_wrapper.type': 'AmpOptimWrapper',
-           'optim_wrapper.loss_scale': 'dynamic'}
-    check_cfg_options(flowers_cfg, dict(reversed(amp.items())))
+    # The flowers default, DeviceAmpOptimWrapper, takes a loss scale...
+    check_cfg_options(flowers_cfg, {'optim_wrapper.loss_scale': 'dynamic'})
+    # ...plain OptimWrapper, set by the same options, does not.
+    plain = {'optim_wrapper.loss_scale': 'dynamic',
+             'optim_wrapper.type': 'OptimWrapper'}
     with pytest.raises(ConfigError, match='"optim_wrapper" '
                        r'\(OptimWrapper takes no such argument\)'):
-        check_cfg_options(flowers_cfg, {'optim_wrapper.loss_scale': 'dynamic'})
+        check_cfg_options(flowers_cfg, plain)
     with pytest.raises(ConfigError, match='did you mean "type"'):
         check_cfg_options(flowers_cfg, {'optim_wrapper.typ': 'Amp'})
 
