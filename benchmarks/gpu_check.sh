@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-shot GPU throughput check: benchmarks/throughput.py --quick on CUDA
 # (stock vs project vs plain PyTorch, fp32 vs AMP fp16/bf16, channels-last
-# on/off, pinned memory, 8 vs 14 loader workers, model-only ceiling).
+# on/off, pinned memory, 8 loader workers vs the default, model-only ceiling).
 # About 3 minutes on one H100 once the packages of requirements.txt are in.
 #
 #   bash benchmarks/gpu_check.sh [OUT_DIR]     # default: $OUT or work_dirs/

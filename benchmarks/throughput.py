@@ -1,4 +1,4 @@
-"""Images/s of training and inference: stock recipe, this project, plain PyTorch.
+"""Images/s, training and inference: stock recipe, project, plain PyTorch.
 
     python benchmarks/throughput.py [--quick] [--device {auto,cpu,cuda}]
         [--out-dir DIR] [--batch-size N] [--keep-data]
@@ -32,6 +32,7 @@ import os.path as osp
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -295,14 +296,89 @@ def _load_tool(name: str):
     return module
 
 
+def read_jpeg(path: str):
+    """The plain loop's decoder: libjpeg-turbo through torchvision."""
+    from torchvision.io import decode_jpeg, read_file
+    return decode_jpeg(read_file(path))
+
+
+def plain_transform(train: bool):
+    """The project's augmentations, as torchvision v2 transforms."""
+    from torchvision.transforms import v2
+    if train:
+        return v2.Compose([
+            v2.RandomResizedCrop(224, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        ])
+    return v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224)])
+
+
+def run_pipeline_case(case: dict) -> dict:
+    """CPU time per image of each data pipeline, on one core."""
+    import cv2
+    import torch
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import TRANSFORMS
+
+    import flower_mm  # noqa: F401
+    cv2.setNumThreads(1)  # as in a data worker
+    torch.set_num_threads(1)
+    init_default_scope('mmpretrain')
+    paths = sorted(
+        osp.join(dp, f) for dp, _, fs in os.walk(
+            osp.join(case['data_root'], 'train')) for f in fs)[:case['count']]
+    project, stock = Config.fromfile(PROJECT_CONFIG), get_config(STOCK_CONFIG)
+
+    def time_mm(pipeline_cfg, per_step=False):
+        steps = [TRANSFORMS.build(t) for t in pipeline_cfg]
+        spent = [0.] * len(steps)
+        for n, path in enumerate(paths[:5] + paths):  # 5 to warm up
+            results = dict(img_path=path, gt_label=0)
+            for i, step in enumerate(steps):
+                t0 = time.process_time()
+                results = step(results)
+                if n >= 5:
+                    spent[i] += time.process_time() - t0
+        ms = [1e3 * t / len(paths) for t in spent]
+        if per_step:
+            return {type(t).__name__: m for t, m in zip(steps, ms)}
+        return sum(ms)
+
+    def time_plain(train):
+        transform = plain_transform(train)
+        for path in paths[:5]:  # warm up
+            transform(read_jpeg(path))
+        t0 = time.process_time()
+        for path in paths:
+            transform(read_jpeg(path))
+        return 1e3 * (time.process_time() - t0) / len(paths)
+
+    return dict(
+        ms_per_image={
+            'train, stock': time_mm(stock.train_pipeline),
+            'train, project': time_mm(project.train_pipeline),
+            'train, plain (torchvision)': time_plain(True),
+            'test, stock': time_mm(stock.test_pipeline),
+            'test, project': time_mm(project.test_pipeline),
+            'test, plain (torchvision)': time_plain(False),
+        },
+        project_train_steps=time_mm(project.train_pipeline, per_step=True),
+        project_train_steps_pillow_jitter=time_mm(
+            [dict(t, type='ColorJitter') if t['type'] == 'FastColorJitter'
+             else t for t in project.train_pipeline], per_step=True),
+        images=len(paths))
+
+
 def run_plain_case(case: dict) -> dict:
     """(c): the same model in a plain PyTorch loop and DataLoader."""
     import torch
     import torch.nn.functional as F
     from mmengine.config import Config
     from torchvision.datasets import ImageFolder
-    from torchvision.io import decode_jpeg, read_file
-    from torchvision.transforms import v2
 
     from flower_mm.utils import resolve_amp_dtype
 
@@ -338,23 +414,11 @@ def run_plain_case(case: dict) -> dict:
     std = torch.tensor([58.395, 57.12, 57.375], device=device)
     mean, std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
 
-    if train:
-        transform = v2.Compose([
-            v2.RandomResizedCrop(224, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomVerticalFlip(),
-            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
-        ])
-    else:
-        transform = v2.Compose([
-            v2.Resize(256, antialias=True),
-            v2.CenterCrop(224),
-        ])
     split = 'train' if train else 'val'
     dataset = ImageFolder(
         osp.join(case['data_root'], split),
-        loader=lambda path: decode_jpeg(read_file(path)),
-        transform=transform)
+        loader=read_jpeg,
+        transform=plain_transform(train))
     dataset = torch.utils.data.Subset(dataset, range(case['num_images']))
     workers = int(loader_cfg.num_workers)
     loader = torch.utils.data.DataLoader(
@@ -394,8 +458,11 @@ def run_plain_case(case: dict) -> dict:
             images = (images.float() - mean) / std
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device, dtype=dtype or torch.bfloat16,
-                                enabled=dtype is not None):
+            with torch.autocast(
+                    device,
+                    dtype=dtype or (torch.float16 if device == 'cuda' else
+                                    torch.bfloat16),
+                    enabled=dtype is not None):
                 if train:
                     loss = F.cross_entropy(
                         model(images, mode='tensor'), labels)
@@ -418,6 +485,8 @@ def run_plain_case(case: dict) -> dict:
 
 
 def run_case(case: dict) -> dict:
+    if case['recipe'] == 'pipelines':
+        return run_pipeline_case(case)
     if case['recipe'] == 'plain':
         return run_plain_case(case)
     return run_runner_case(case)
@@ -435,7 +504,7 @@ def plan_cases(args, device: str) -> list:
     """
     quick, gpu = args.quick, device == 'cuda'
     if gpu:  # (warm-up, measured) iterations for training and inference
-        iters = dict(train=(10, 30), test=(10, 30)) if quick else dict(
+        iters = dict(train=(6, 24), test=(6, 24)) if quick else dict(
             train=(10, 100), test=(10, 100))
         rounds = 1
     else:
@@ -470,14 +539,14 @@ def plan_cases(args, device: str) -> list:
             train_variants += [
                 ('bf16', ['optim_wrapper.dtype=bfloat16']),
                 ('pin_memory', ['train_dataloader.pin_memory=True']),
-                ('14 workers', ['train_dataloader.num_workers=14']),
+                ('8 workers', ['train_dataloader.num_workers=8']),
             ]
         else:
             train_variants += [
                 ('no malloc tuning',
                  ['default_hooks.malloc_tuning.enabled=False']),
-                ('2 workers', ['train_dataloader.num_workers=2']),
                 ('4 workers', ['train_dataloader.num_workers=4']),
+                ('8 workers', ['train_dataloader.num_workers=8']),
             ]
         for mode, variants in (('train', train_variants),
                                ('test', test_variants)):
@@ -536,6 +605,58 @@ def machine_description(device: str) -> str:
         from flower_mm.utils import cpu_has_native_bf16
         desc += f', native bf16: {"yes" if cpu_has_native_bf16() else "no"}'
     return desc
+
+
+def save_summary(args, device: str, results: dict, pipelines: dict,
+                 started: float, partial: bool) -> dict:
+    """Write throughput.json (after every case: a cut-off run keeps them)."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    summary = dict(
+        machine=machine_description(device),
+        device=device,
+        date=datetime.now().isoformat(timespec='seconds'),
+        batch_size=args.batch_size,
+        quick=args.quick,
+        partial=partial,
+        wall_s=time.perf_counter() - started,
+        ratios=ratios(results),
+        results=results,
+        pipelines=pipelines)
+    with open(osp.join(args.out_dir, 'throughput.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def ratios(results: dict) -> dict:
+    """project/stock and project/plain, for training and inference.
+
+    With several rounds, the median of each round's ratio: cases of one
+    round ran minutes apart, under the same load from other processes.
+    """
+    out = {}
+    for mode in ('train', 'test'):
+        for other in ('stock', 'plain'):
+            a = results.get(f'{mode}/project')
+            b = results.get(f'{mode}/{other}')
+            if a and b:
+                per_round = [
+                    x / y for x, y in zip(a['rounds_images_per_s'],
+                                          b['rounds_images_per_s'])
+                ]
+                out[f'{mode}/{other}'] = statistics.median(per_round)
+    return out
+
+
+def print_pipelines(pipelines: dict) -> None:
+    print(f'\ndata pipelines, CPU ms per {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} '
+          'JPEG on one core:')
+    for name, ms in pipelines['ms_per_image'].items():
+        print(f'  {name:<28}{ms:7.2f}')
+    steps = ', '.join(f'{k} {v:.2f}'
+                      for k, v in pipelines['project_train_steps'].items())
+    print(f'  project train steps: {steps}')
+    pillow = pipelines['project_train_steps_pillow_jitter']['ColorJitter']
+    print(f'  (MMPretrain\'s ColorJitter, Pillow backend: {pillow:.2f})')
 
 
 def print_table(results: dict, batch_size: int) -> None:
@@ -631,6 +752,11 @@ def main() -> None:
         write_photos(data_root, most, most)
         checkpoint = osp.join(tmp, 'resnet50_flowers_init.pth')
         write_checkpoint(checkpoint)
+        print('Timing the data pipelines on one core ...', flush=True)
+        pipelines = launch(
+            dict(name='pipelines', recipe='pipelines', device=device,
+                 data_root=data_root, count=UNIQUE_PHOTOS,
+                 work_dir=tmp), log_dir)
         results, runs = {}, []
         for round_ in range(max(c['rounds'] for c in cases)):
             runs += [c for c in cases if c['rounds'] > round_]
@@ -648,6 +774,8 @@ def main() -> None:
                 results[case['name']] = r
             else:
                 best['rounds_images_per_s'] = r['rounds_images_per_s']
+            save_summary(args, device, results, pipelines, started,
+                         partial=True)
             print(f'[{i}/{len(runs)}] {case["name"]:<28} '
                   f'{r["images_per_s"]:8.2f} img/s  (data '
                   f'{r["data_ms"]:.0f} of {r["iter_ms"]:.0f} ms/iter; '
@@ -658,33 +786,21 @@ def main() -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    machine = machine_description(device)
-    os.makedirs(args.out_dir, exist_ok=True)
-    summary = dict(
-        machine=machine,
-        device=device,
-        date=datetime.now().isoformat(timespec='seconds'),
-        batch_size=args.batch_size,
-        quick=args.quick,
-        wall_s=time.perf_counter() - started,
-        results=results)
-    with open(osp.join(args.out_dir, 'throughput.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    summary = save_summary(args, device, results, pipelines, started,
+                           partial=False)
+    machine = summary['machine']
     plot(results, osp.join(args.out_dir, 'throughput.png'),
          f'{machine}\nbatch {args.batch_size}, {summary["date"]}')
 
     print(f'\n{machine}; batch {args.batch_size}; '
           f'{summary["wall_s"]:.0f} s; results in {args.out_dir}')
     print_table(results, args.batch_size)
-
-    def ratio(mode, other):
-        return (results[f'{mode}/project']['images_per_s'] /
-                results[f'{mode}/{other}']['images_per_s'])
-
-    print(f'train: project/stock {ratio("train", "stock"):.2f}, '
-          f'project/plain {ratio("train", "plain"):.2f}; '
-          f'infer: project/stock {ratio("test", "stock"):.2f}, '
-          f'project/plain {ratio("test", "plain"):.2f}')
+    print_pipelines(pipelines)
+    r = summary['ratios']
+    print(f'train: project/stock {r["train/stock"]:.2f}, '
+          f'project/plain {r["train/plain"]:.2f}; '
+          f'infer: project/stock {r["test/stock"]:.2f}, '
+          f'project/plain {r["test/plain"]:.2f}')
 
 
 if __name__ == '__main__':

@@ -199,6 +199,27 @@ def test_gpu_dtype_rules(monkeypatch):
     assert resolve_amp_dtype(torch.bfloat16, 'cuda') == torch.bfloat16
 
 
+def test_wrapper_on_a_gpu_is_mmengines_amp_wrapper(monkeypatch):
+    """The GPU branch, simulated: what is built, not what runs."""
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as mmengine_amp
+
+    import flower_mm.engine.optimizers.device_amp_optim_wrapper as module
+    monkeypatch.setattr(module, 'get_device', lambda: 'cuda')
+    monkeypatch.setattr(mmengine_amp, 'is_cuda_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
+                        lambda including_emulation=True: True)
+    fp16 = make_wrapper(TinyNet(), loss_scale=512.)
+    assert fp16.cast_dtype == torch.float16
+    assert fp16._scale_update_param == 512.  # AmpOptimWrapper's static scale
+    assert isinstance(fp16.loss_scaler, torch.amp.GradScaler)
+    bf16 = make_wrapper(TinyNet(), dtype='bfloat16')
+    assert bf16.cast_dtype == torch.bfloat16
+    assert not bf16.loss_scaler.is_enabled()  # no scaling for bf16
+    assert bf16.precision == 'bfloat16 autocast'
+    fp32 = make_wrapper(TinyNet(), dtype='float32')
+    assert fp32.cast_dtype is None and not fp32.loss_scaler.is_enabled()
+
+
 def test_train_amp_flag_selects_device_wrapper():
     import importlib.util
     spec = importlib.util.spec_from_file_location('train_tool', TRAIN)
@@ -378,7 +399,8 @@ def test_flower_config_enables_the_speed_switches():
     assert cfg.env_cfg.mp_cfg.opencv_num_threads == 0
     assert any(t.type == 'FastColorJitter' for t in cfg.train_pipeline)
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        assert loader.persistent_workers and loader.num_workers > 0
+        assert loader.persistent_workers
+        assert 2 <= loader.num_workers <= 16
         assert loader.collate_fn.type == 'default_collate'
 
 

@@ -36,9 +36,10 @@ class MallocTuningHook(Hook):
     (batch 16, bf16) we measured 12 000 to 68 000 page faults per iteration,
     depending on the process's history, and under 1 000 with these
     settings; with glibc's start-up thresholds, 180 000 faults and 1.6x the
-    time per iteration (see docs/speed.md). This is what ``MALLOC_MMAP_THRESHOLD_`` and
-    ``MALLOC_TRIM_THRESHOLD_`` do, or jemalloc/tcmalloc, which PyTorch's
-    ``torch.backends.xeon.run_cpu`` launcher preloads.
+    time per iteration (see docs/speed.md). The environment variables
+    ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` do the same,
+    as do jemalloc and tcmalloc, which the launcher
+    ``torch.backends.xeon.run_cpu`` preloads.
 
     Data workers forked afterwards inherit the settings. Freed memory stays
     with the process, so its resident size stays near its peak. Does nothing
