@@ -1,4 +1,4 @@
-"""Images/s of training and inference: stock recipe, this project, plain PyTorch.
+"""Images/s, training and inference: stock recipe, project, plain PyTorch.
 
     python benchmarks/throughput.py [--quick] [--device {auto,cpu,cuda}]
         [--out-dir DIR] [--batch-size N] [--keep-data]
@@ -32,6 +32,7 @@ import os.path as osp
 import platform
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -295,14 +296,89 @@ def _load_tool(name: str):
     return module
 
 
+def read_jpeg(path: str):
+    """The plain loop's decoder: libjpeg-turbo through torchvision."""
+    from torchvision.io import decode_jpeg, read_file
+    return decode_jpeg(read_file(path))
+
+
+def plain_transform(train: bool):
+    """The project's augmentations, as torchvision v2 transforms."""
+    from torchvision.transforms import v2
+    if train:
+        return v2.Compose([
+            v2.RandomResizedCrop(224, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.RandomVerticalFlip(),
+            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
+        ])
+    return v2.Compose([v2.Resize(256, antialias=True), v2.CenterCrop(224)])
+
+
+def run_pipeline_case(case: dict) -> dict:
+    """CPU time per image of each data pipeline, on one core."""
+    import cv2
+    import torch
+    from mmengine.config import Config
+    from mmengine.hub import get_config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import TRANSFORMS
+
+    import flower_mm  # noqa: F401
+    cv2.setNumThreads(1)  # as in a data worker
+    torch.set_num_threads(1)
+    init_default_scope('mmpretrain')
+    paths = sorted(
+        osp.join(dp, f) for dp, _, fs in os.walk(
+            osp.join(case['data_root'], 'train')) for f in fs)[:case['count']]
+    project, stock = Config.fromfile(PROJECT_CONFIG), get_config(STOCK_CONFIG)
+
+    def time_mm(pipeline_cfg, per_step=False):
+        steps = [TRANSFORMS.build(t) for t in pipeline_cfg]
+        spent = [0.] * len(steps)
+        for n, path in enumerate(paths[:5] + paths):  # 5 to warm up
+            results = dict(img_path=path, gt_label=0)
+            for i, step in enumerate(steps):
+                t0 = time.process_time()
+                results = step(results)
+                if n >= 5:
+                    spent[i] += time.process_time() - t0
+        ms = [1e3 * t / len(paths) for t in spent]
+        if per_step:
+            return {type(t).__name__: m for t, m in zip(steps, ms)}
+        return sum(ms)
+
+    def time_plain(train):
+        transform = plain_transform(train)
+        for path in paths[:5]:  # warm up
+            transform(read_jpeg(path))
+        t0 = time.process_time()
+        for path in paths:
+            transform(read_jpeg(path))
+        return 1e3 * (time.process_time() - t0) / len(paths)
+
+    return dict(
+        ms_per_image={
+            'train, stock': time_mm(stock.train_pipeline),
+            'train, project': time_mm(project.train_pipeline),
+            'train, plain (torchvision)': time_plain(True),
+            'test, stock': time_mm(stock.test_pipeline),
+            'test, project': time_mm(project.test_pipeline),
+            'test, plain (torchvision)': time_plain(False),
+        },
+        project_train_steps=time_mm(project.train_pipeline, per_step=True),
+        project_train_steps_pillow_jitter=time_mm(
+            [dict(t, type='ColorJitter') if t['type'] == 'FastColorJitter'
+             else t for t in project.train_pipeline], per_step=True),
+        images=len(paths))
+
+
 def run_plain_case(case: dict) -> dict:
     """(c): the same model in a plain PyTorch loop and DataLoader."""
     import torch
     import torch.nn.functional as F
     from mmengine.config import Config
     from torchvision.datasets import ImageFolder
-    from torchvision.io import decode_jpeg, read_file
-    from torchvision.transforms import v2
 
     from flower_mm.utils import resolve_amp_dtype
 
@@ -338,23 +414,11 @@ def run_plain_case(case: dict) -> dict:
     std = torch.tensor([58.395, 57.12, 57.375], device=device)
     mean, std = mean.view(1, 3, 1, 1), std.view(1, 3, 1, 1)
 
-    if train:
-        transform = v2.Compose([
-            v2.RandomResizedCrop(224, antialias=True),
-            v2.RandomHorizontalFlip(),
-            v2.RandomVerticalFlip(),
-            v2.ColorJitter(0.4, 0.4, 0.4, 0.1),
-        ])
-    else:
-        transform = v2.Compose([
-            v2.Resize(256, antialias=True),
-            v2.CenterCrop(224),
-        ])
     split = 'train' if train else 'val'
     dataset = ImageFolder(
         osp.join(case['data_root'], split),
-        loader=lambda path: decode_jpeg(read_file(path)),
-        transform=transform)
+        loader=read_jpeg,
+        transform=plain_transform(train))
     dataset = torch.utils.data.Subset(dataset, range(case['num_images']))
     workers = int(loader_cfg.num_workers)
     loader = torch.utils.data.DataLoader(
@@ -394,8 +458,11 @@ def run_plain_case(case: dict) -> dict:
             images = (images.float() - mean) / std
             if channels_last:
                 images = images.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device, dtype=dtype or torch.bfloat16,
-                                enabled=dtype is not None):
+            with torch.autocast(
+                    device,
+                    dtype=dtype or (torch.float16 if device == 'cuda' else
+                                    torch.bfloat16),
+                    enabled=dtype is not None):
                 if train:
                     loss = F.cross_entropy(
                         model(images, mode='tensor'), labels)
@@ -418,6 +485,8 @@ def run_plain_case(case: dict) -> dict:
 
 
 def run_case(case: dict) -> dict:
+    if case['recipe'] == 'pipelines':
+        return run_pipeline_case(case)
     if case['recipe'] == 'plain':
         return run_plain_case(case)
     return run_runner_case(case)
@@ -427,68 +496,84 @@ def run_case(case: dict) -> dict:
 
 
 def plan_cases(args, device: str) -> list:
-    """The cases to measure, in order; each runs in its own process."""
-    quick = args.quick
-    if device == 'cuda':
-        warmup, iters = (10, 30) if quick else (10, 100)
+    """The cases to measure, in order; each runs in its own process.
+
+    Cases with ``rounds`` > 1 are measured that many times, interleaved with
+    the others, and keep their best round: other processes on a small
+    machine slow single rounds down by 20 % and more.
+    """
+    quick, gpu = args.quick, device == 'cuda'
+    if gpu:  # (warm-up, measured) iterations for training and inference
+        iters = dict(train=(6, 24), test=(6, 24)) if quick else dict(
+            train=(10, 100), test=(10, 100))
+        rounds = 1
     else:
-        warmup, iters = (3, 8) if quick else (4, 16)
-    iters = args.iters or iters
-    base = dict(
-        device=device,
-        batch_size=args.batch_size,
-        warmup=warmup,
-        num_images=(warmup + iters) * args.batch_size)
-    cases = []
-    for mode in ('train', 'test'):
-        for recipe in ('stock', 'project', 'plain'):
-            cases.append(dict(base, name=f'{mode}/{recipe}', mode=mode,
-                              recipe=recipe))
-    variants = device == 'cuda' or not quick
-    if variants:
+        iters = dict(train=(3, 8), test=(3, 16)) if quick else dict(
+            train=(4, 16), test=(4, 32))
+        rounds = 3
+    rounds = args.rounds or rounds
+    bs = args.batch_size
+
+    def case(name, mode, recipe, **kwargs):
+        warmup, measured = iters[mode]
+        measured = args.iters or measured
+        return dict(dict(
+            name=name, mode=mode, recipe=recipe, device=device,
+            batch_size=bs, warmup=warmup, rounds=rounds,
+            num_images=(warmup + measured) * bs), **kwargs)
+
+    cases = [
+        case(f'{mode}/{recipe}', mode, recipe)
+        for mode in ('train', 'test')
+        for recipe in ('stock', 'project', 'plain')
+    ]
+    if gpu or not quick:
         fp32 = ['optim_wrapper.dtype=float32', 'test_cfg.fp16=False']
         nchw = ['default_hooks.channels_last.enabled=False']
-        train_variants = [
-            ('fp32', fp32), ('NCHW', nchw), ('fp32 NCHW', fp32 + nchw)]
-        if device == 'cuda':
+        train_variants = [('fp32', fp32), ('NCHW', nchw)]
+        test_variants = [('fp32', fp32)]
+        if not quick:
+            train_variants.append(('fp32 NCHW', fp32 + nchw))
+            test_variants.append(('NCHW', nchw))
+        if gpu:
             train_variants += [
                 ('bf16', ['optim_wrapper.dtype=bfloat16']),
                 ('pin_memory', ['train_dataloader.pin_memory=True']),
-                ('14 workers', ['train_dataloader.num_workers=14']),
+                ('8 workers', ['train_dataloader.num_workers=8']),
             ]
         else:
-            train_variants += [('2 workers',
-                                ['train_dataloader.num_workers=2']),
-                               ('4 workers',
-                                ['train_dataloader.num_workers=4'])]
-        for label, opts in train_variants:
-            cases.append(dict(base, name=f'train/project {label}',
-                              mode='train', recipe='project',
-                              extra_options=opts))
-        for label, opts in (('fp32', fp32), ('NCHW', nchw)):
-            cases.append(dict(base, name=f'test/project {label}',
-                              mode='test', recipe='project',
-                              extra_options=opts))
-        for mode in ('train', 'test'):
-            cases.append(dict(base, name=f'{mode}/model only', mode=mode,
-                              recipe='plain', synthetic=True))
+            train_variants += [
+                ('no malloc tuning',
+                 ['default_hooks.malloc_tuning.enabled=False']),
+                ('4 workers', ['train_dataloader.num_workers=4']),
+                ('8 workers', ['train_dataloader.num_workers=8']),
+            ]
+        for mode, variants in (('train', train_variants),
+                               ('test', test_variants)):
+            cases += [
+                case(f'{mode}/project {label}', mode, 'project',
+                     extra_options=opts) for label, opts in variants
+            ]
+            # The model alone on one batch kept in memory: the ceiling
+            # the data loader must not lower.
+            cases.append(case(f'{mode}/model only', mode, 'plain',
+                              synthetic=True))
     if not quick:
         # Time per epoch (the second of two: persistent workers started).
-        small = base['num_images'] // 2
-        for bs, n in ((args.batch_size, small),
-                      (args.batch_size, 2 * small),
-                      (args.batch_size // 2, 2 * small),
-                      (args.batch_size * 2, 2 * small)):
-            cases.append(dict(base, name=f'epoch/bs{bs} n{n}', mode='train',
-                              recipe='project', batch_size=bs, num_images=n,
-                              warmup=1, epochs=2))
+        n = (iters['train'][0] + iters['train'][1]) * bs
+        for batch, images in ((bs, n // 2), (bs, n), (bs // 2, n),
+                              (bs * 2, n)):
+            cases.append(dict(
+                case(f'epoch/bs{batch} n{images}', 'train', 'project'),
+                batch_size=batch, num_images=images, warmup=1, epochs=2,
+                rounds=1))
     return cases
 
 
 def launch(case: dict, log_dir: str) -> dict:
     """Run one case in a fresh Python process; return its result."""
-    log = osp.join(log_dir, case['name'].replace('/', '_').replace(' ', '_')
-                   + '.log')
+    log = osp.join(log_dir, osp.basename(case['work_dir']) + '_' +
+                   case['name'].replace('/', '_').replace(' ', '_') + '.log')
     with open(log, 'w') as f:
         proc = subprocess.run(
             [sys.executable, __file__, '--run-case', json.dumps(case)],
@@ -522,16 +607,70 @@ def machine_description(device: str) -> str:
     return desc
 
 
+def save_summary(args, device: str, results: dict, pipelines: dict,
+                 started: float, partial: bool) -> dict:
+    """Write throughput.json (after every case: a cut-off run keeps them)."""
+    os.makedirs(args.out_dir, exist_ok=True)
+    summary = dict(
+        machine=machine_description(device),
+        device=device,
+        date=datetime.now().isoformat(timespec='seconds'),
+        batch_size=args.batch_size,
+        quick=args.quick,
+        partial=partial,
+        wall_s=time.perf_counter() - started,
+        ratios=ratios(results),
+        results=results,
+        pipelines=pipelines)
+    with open(osp.join(args.out_dir, 'throughput.json'), 'w') as f:
+        json.dump(summary, f, indent=2)
+    return summary
+
+
+def ratios(results: dict) -> dict:
+    """project/stock and project/plain, for training and inference.
+
+    With several rounds, the median of each round's ratio: cases of one
+    round ran minutes apart, under the same load from other processes.
+    """
+    out = {}
+    for mode in ('train', 'test'):
+        for other in ('stock', 'plain'):
+            a = results.get(f'{mode}/project')
+            b = results.get(f'{mode}/{other}')
+            if a and b:
+                per_round = [
+                    x / y for x, y in zip(a['rounds_images_per_s'],
+                                          b['rounds_images_per_s'])
+                ]
+                out[f'{mode}/{other}'] = statistics.median(per_round)
+    return out
+
+
+def print_pipelines(pipelines: dict) -> None:
+    print(f'\ndata pipelines, CPU ms per {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} '
+          'JPEG on one core:')
+    for name, ms in pipelines['ms_per_image'].items():
+        print(f'  {name:<28}{ms:7.2f}')
+    steps = ', '.join(f'{k} {v:.2f}'
+                      for k, v in pipelines['project_train_steps'].items())
+    print(f'  project train steps: {steps}')
+    pillow = pipelines['project_train_steps_pillow_jitter']['ColorJitter']
+    print(f'  (MMPretrain\'s ColorJitter, Pillow backend: {pillow:.2f})')
+
+
 def print_table(results: dict, batch_size: int) -> None:
-    header = (f'{"case":<28}{"img/s":>9}{"ms/iter":>9}{"data ms":>9}'
-              f'{"peak RSS MB":>13}{"PSS MB":>9}')
+    header = (f'{"case":<28}{"img/s":>9}{"rounds":>18}{"ms/iter":>9}'
+              f'{"data ms":>9}{"peak RSS MB":>13}{"PSS MB":>9}')
     if any('cuda_peak_mb' in r for r in results.values()):
         header += f'{"GPU MB":>9}'
     print(header)
     for name, r in results.items():
         if name.startswith('epoch/'):
             continue
-        line = (f'{name:<28}{r["images_per_s"]:>9.2f}{r["iter_ms"]:>9.1f}'
+        rounds = ' '.join(f'{v:.1f}' for v in r['rounds_images_per_s'])
+        line = (f'{name:<28}{r["images_per_s"]:>9.2f}{rounds:>18}'
+                f'{r["iter_ms"]:>9.1f}'
                 f'{r["data_ms"]:>9.1f}{r["peak_rss_mb"]:>13.0f}'
                 f'{r["total_pss_mb"]:>9.0f}')
         if 'cuda_peak_mb' in r:
@@ -574,6 +713,12 @@ def main() -> None:
                         help='where throughput.json/png go')
     parser.add_argument('--keep-data', action='store_true',
                         help='keep the generated JPEGs and logs')
+    parser.add_argument('--log-dir',
+                        help='keep each case\'s log here (default: with '
+                        'the data, removed at the end)')
+    parser.add_argument('--rounds', type=int,
+                        help='measure each main case this many times and '
+                        'keep the best (default: 3 on a CPU, 1 on a GPU)')
     parser.add_argument('--iters', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--run-case', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -595,6 +740,8 @@ def main() -> None:
     cases = plan_cases(args, device)
 
     tmp = tempfile.mkdtemp(prefix='flower_bench_')
+    log_dir = args.log_dir or tmp
+    os.makedirs(log_dir, exist_ok=True)
     started = time.perf_counter()
     try:
         data_root = osp.join(tmp, 'data')
@@ -605,14 +752,31 @@ def main() -> None:
         write_photos(data_root, most, most)
         checkpoint = osp.join(tmp, 'resnet50_flowers_init.pth')
         write_checkpoint(checkpoint)
-        results = {}
-        for i, case in enumerate(cases, 1):
-            case.update(data_root=data_root, checkpoint=checkpoint,
-                        work_dir=osp.join(tmp, f'case{i}'))
+        print('Timing the data pipelines on one core ...', flush=True)
+        pipelines = launch(
+            dict(name='pipelines', recipe='pipelines', device=device,
+                 data_root=data_root, count=UNIQUE_PHOTOS,
+                 work_dir=tmp), log_dir)
+        results, runs = {}, []
+        for round_ in range(max(c['rounds'] for c in cases)):
+            runs += [c for c in cases if c['rounds'] > round_]
+        for i, case in enumerate(runs, 1):
+            case = dict(case, data_root=data_root, checkpoint=checkpoint,
+                        work_dir=osp.join(tmp, f'run{i}'))
             os.makedirs(case['work_dir'])
             t0 = time.perf_counter()
-            results[case['name']] = r = launch(case, tmp)
-            print(f'[{i}/{len(cases)}] {case["name"]:<28} '
+            r = launch(case, log_dir)
+            best = results.get(case['name'])
+            r['rounds_images_per_s'] = (
+                best['rounds_images_per_s'] if best else []) + [
+                    r['images_per_s']]
+            if best is None or r['images_per_s'] > best['images_per_s']:
+                results[case['name']] = r
+            else:
+                best['rounds_images_per_s'] = r['rounds_images_per_s']
+            save_summary(args, device, results, pipelines, started,
+                         partial=True)
+            print(f'[{i}/{len(runs)}] {case["name"]:<28} '
                   f'{r["images_per_s"]:8.2f} img/s  (data '
                   f'{r["data_ms"]:.0f} of {r["iter_ms"]:.0f} ms/iter; '
                   f'{time.perf_counter() - t0:.0f} s)', flush=True)
@@ -622,33 +786,21 @@ def main() -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    machine = machine_description(device)
-    os.makedirs(args.out_dir, exist_ok=True)
-    summary = dict(
-        machine=machine,
-        device=device,
-        date=datetime.now().isoformat(timespec='seconds'),
-        batch_size=args.batch_size,
-        quick=args.quick,
-        wall_s=time.perf_counter() - started,
-        results=results)
-    with open(osp.join(args.out_dir, 'throughput.json'), 'w') as f:
-        json.dump(summary, f, indent=2)
+    summary = save_summary(args, device, results, pipelines, started,
+                           partial=False)
+    machine = summary['machine']
     plot(results, osp.join(args.out_dir, 'throughput.png'),
          f'{machine}\nbatch {args.batch_size}, {summary["date"]}')
 
     print(f'\n{machine}; batch {args.batch_size}; '
           f'{summary["wall_s"]:.0f} s; results in {args.out_dir}')
     print_table(results, args.batch_size)
-
-    def ratio(mode, other):
-        return (results[f'{mode}/project']['images_per_s'] /
-                results[f'{mode}/{other}']['images_per_s'])
-
-    print(f'train: project/stock {ratio("train", "stock"):.2f}, '
-          f'project/plain {ratio("train", "plain"):.2f}; '
-          f'infer: project/stock {ratio("test", "stock"):.2f}, '
-          f'project/plain {ratio("test", "plain"):.2f}')
+    print_pipelines(pipelines)
+    r = summary['ratios']
+    print(f'train: project/stock {r["train/stock"]:.2f}, '
+          f'project/plain {r["train/plain"]:.2f}; '
+          f'infer: project/stock {r["test/stock"]:.2f}, '
+          f'project/plain {r["test/plain"]:.2f}')
 
 
 if __name__ == '__main__':

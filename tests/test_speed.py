@@ -199,6 +199,27 @@ def test_gpu_dtype_rules(monkeypatch):
     assert resolve_amp_dtype(torch.bfloat16, 'cuda') == torch.bfloat16
 
 
+def test_wrapper_on_a_gpu_is_mmengines_amp_wrapper(monkeypatch):
+    """The GPU branch, simulated: what is built, not what runs."""
+    import mmengine.optim.optimizer.amp_optimizer_wrapper as mmengine_amp
+
+    import flower_mm.engine.optimizers.device_amp_optim_wrapper as module
+    monkeypatch.setattr(module, 'get_device', lambda: 'cuda')
+    monkeypatch.setattr(mmengine_amp, 'is_cuda_available', lambda: True)
+    monkeypatch.setattr(torch.cuda, 'is_bf16_supported',
+                        lambda including_emulation=True: True)
+    fp16 = make_wrapper(TinyNet(), loss_scale=512.)
+    assert fp16.cast_dtype == torch.float16
+    assert fp16._scale_update_param == 512.  # AmpOptimWrapper's static scale
+    assert isinstance(fp16.loss_scaler, torch.amp.GradScaler)
+    bf16 = make_wrapper(TinyNet(), dtype='bfloat16')
+    assert bf16.cast_dtype == torch.bfloat16
+    assert not bf16.loss_scaler.is_enabled()  # no scaling for bf16
+    assert bf16.precision == 'bfloat16 autocast'
+    fp32 = make_wrapper(TinyNet(), dtype='float32')
+    assert fp32.cast_dtype is None and not fp32.loss_scaler.is_enabled()
+
+
 def test_train_amp_flag_selects_device_wrapper():
     import importlib.util
     spec = importlib.util.spec_from_file_location('train_tool', TRAIN)
@@ -271,6 +292,58 @@ def test_channels_last_hook_converts_model_inputs_and_checkpoints():
     assert inputs.is_contiguous()
 
 
+# -------------------------------------------------------- MallocTuningHook
+
+MALLOC_PROBE = """
+import ctypes, platform, resource, sys, torch
+sys.path.insert(0, {root!r})
+from flower_mm.engine.hooks import MallocTuningHook
+
+if platform.libc_ver()[0] == 'glibc':
+    # glibc's start-up settings, without its adaptation to what is freed
+    libc = ctypes.CDLL('libc.so.6')
+    libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
+    libc.mallopt(-1, 128 * 1024)  # M_TRIM_THRESHOLD
+
+def faults():  # page faults of 20 allocations of a 24 MiB tensor
+    start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        torch.empty(24 * 2**20, dtype=torch.uint8).fill_(1)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start
+
+before = faults()
+MallocTuningHook(enabled={enabled}).before_run(None)
+faults()  # the first allocation after the change still maps pages
+print(platform.libc_ver()[0], before, faults())
+"""
+
+
+@pytest.mark.parametrize('enabled', [True, False])
+def test_malloc_tuning_hook_stops_page_faulting_reused_memory(
+        tmp_path, enabled):
+    # A fresh process: the allocator settings are process-wide.
+    proc = run_tool(['-c', MALLOC_PROBE.format(root=str(REPO_ROOT),
+                                               enabled=enabled)],
+                    cwd=tmp_path)
+    libc, before, after = proc.stdout.split()[-3:]
+    before, after = int(before), int(after)
+    if libc != 'glibc' or not enabled:  # nothing to tune, or asked not to
+        assert after > before / 2, (before, after)
+        assert 'MallocTuningHook:' not in proc.stdout
+    else:
+        assert before > 1000  # every allocation mapped fresh pages
+        assert after < before / 20, (before, after)
+        assert 'glibc mmap threshold 32 MiB' in proc.stdout
+
+
+def test_malloc_tuning_hook_checks_its_arguments():
+    from flower_mm.engine import MallocTuningHook
+    with pytest.raises(ValueError, match='mmap_threshold=.*glibc'):
+        MallocTuningHook(mmap_threshold=64 * 2**20)
+    with pytest.raises(ValueError, match='trim_threshold=0 must be'):
+        MallocTuningHook(trim_threshold=0)
+
+
 # --------------------------------------------------------- FastColorJitter
 
 
@@ -322,10 +395,12 @@ def test_flower_config_enables_the_speed_switches():
     assert cfg.val_cfg.type == 'AmpValLoop' and cfg.val_cfg.fp16 == 'auto'
     assert cfg.test_cfg.type == 'AmpTestLoop' and cfg.test_cfg.fp16 == 'auto'
     assert cfg.default_hooks.channels_last.type == 'ChannelsLastHook'
+    assert cfg.default_hooks.malloc_tuning.type == 'MallocTuningHook'
     assert cfg.env_cfg.mp_cfg.opencv_num_threads == 0
     assert any(t.type == 'FastColorJitter' for t in cfg.train_pipeline)
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
-        assert loader.persistent_workers and loader.num_workers > 0
+        assert loader.persistent_workers
+        assert 2 <= loader.num_workers <= 16
         assert loader.collate_fn.type == 'default_collate'
 
 
@@ -432,6 +507,7 @@ def test_train_and_test_tools_with_amp_and_channels_last(
     log = proc.stdout + proc.stderr
     assert 'Mixed precision on cpu: bfloat16 autocast' in log
     assert 'ChannelsLastHook: model and inputs in channels-last' in log
+    assert 'MallocTuningHook: glibc mmap threshold 32 MiB' in log
     expected = 'bfloat16' if NATIVE_BF16 else 'float32'
     assert f'AmpValLoop on cpu: {expected} inference' in log
     work_dir = tmp_path / 'work_dirs' / 'resnet50_flowers'

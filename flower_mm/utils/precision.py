@@ -59,3 +59,12 @@ def resolve_amp_dtype(dtype: Union[str, torch.dtype, None] = 'auto',
             f'{key}="bfloat16": this GPU ({torch.cuda.get_device_name()}) '
             'has no native bfloat16; use "float16" or "auto".')
     return torch.float16 if dtype == 'auto' else getattr(torch, dtype)
+
+
+def idle_autocast_dtype(device_type: str) -> torch.dtype:
+    """A dtype to pass MMEngine's autocast with ``enabled=False``.
+
+    It checks the dtype even then: CPUs accept only bf16, and on GPUs None
+    calls the deprecated ``torch.get_autocast_gpu_dtype``.
+    """
+    return torch.bfloat16 if device_type == 'cpu' else torch.float16

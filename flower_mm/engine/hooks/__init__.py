@@ -5,6 +5,7 @@ from .channels_last_hook import ChannelsLastHook
 from .classification_report_hook import ClassificationReportHook
 from .config_check_hook import (ConfigCheckHook, check_batches,
                                 check_num_classes)
+from .malloc_tuning_hook import MallocTuningHook
 from .pretrained_weights_check_hook import (PretrainedWeightsCheckHook,
                                             PretrainedWeightsError,
                                             check_pretrained_weights)
@@ -16,7 +17,7 @@ __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
     'find_last_complete_checkpoint', 'ChannelsLastHook',
     'ClassificationReportHook', 'ConfigCheckHook', 'check_batches',
-    'check_num_classes', 'PretrainedWeightsCheckHook',
+    'check_num_classes', 'MallocTuningHook', 'PretrainedWeightsCheckHook',
     'PretrainedWeightsError', 'check_pretrained_weights',
     'ResumableRandomnessHook', 'SampleSeededPipeline',
     'seed_everything_for_epoch'

@@ -10,7 +10,8 @@ from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from mmengine.runner.amp import autocast
 from mmpretrain.registry import OPTIM_WRAPPERS
 
-from flower_mm.utils.precision import ACCELERATORS, resolve_amp_dtype
+from flower_mm.utils.precision import (ACCELERATORS, idle_autocast_dtype,
+                                      resolve_amp_dtype)
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -102,6 +103,6 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
         """Gradient-accumulation context plus autocast on this device."""
         with OptimWrapper.optim_context(self, model), autocast(
                 device_type=self.device_type,
-                dtype=self.cast_dtype,
+                dtype=self.cast_dtype or idle_autocast_dtype(self.device_type),
                 enabled=self.cast_dtype is not None):
             yield

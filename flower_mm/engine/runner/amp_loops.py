@@ -11,7 +11,7 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from flower_mm.utils.precision import resolve_amp_dtype
+from flower_mm.utils.precision import idle_autocast_dtype, resolve_amp_dtype
 
 
 class _AmpInferenceMixin:
@@ -48,7 +48,7 @@ class _AmpInferenceMixin:
     def _predict(self, step, data_batch):
         with autocast(
                 device_type=self.device_type,
-                dtype=self.cast_dtype,
+                dtype=self.cast_dtype or idle_autocast_dtype(self.device_type),
                 enabled=self.fp16):
             outputs = step(data_batch)
         if self.fp16:
