@@ -6,7 +6,8 @@ import torch
 from conftest import config_path
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
-from mmpretrain.registry import MODELS
+from mmpretrain.datasets.transforms import ColorJitter
+from mmpretrain.registry import MODELS, TRANSFORMS
 
 import flower_mm  # noqa: F401  (registers the project's modules)
 
@@ -76,13 +77,15 @@ def test_train_pipeline_has_the_five_augmentations(cfg):
     pipeline = cfg.train_dataloader.dataset.pipeline
     assert [t.type for t in pipeline] == [
         'RobustLoadImageFromFile', 'RandomResizedCrop', 'RandomFlip',
-        'RandomFlip', 'ColorJitter', 'PackInputs'
+        'RandomFlip', 'FastColorJitter', 'PackInputs'
     ]
     assert pipeline[1].scale == 224
     assert {(t.direction, t.prob) for t in pipeline[2:4]} == {
         ('horizontal', 0.5), ('vertical', 0.5)
     }
     jitter = pipeline[4]
+    # MMPretrain's ColorJitter with the same draws, on lookup tables.
+    assert issubclass(TRANSFORMS.get('FastColorJitter'), ColorJitter)
     assert all(jitter[k] > 0
                for k in ('brightness', 'contrast', 'saturation', 'hue'))
     # The fifth: ImageNet mean/std normalisation in the data preprocessor.
