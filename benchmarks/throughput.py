@@ -18,8 +18,10 @@ on the same JPEG files (500x375 photos written to a temporary folder):
 for training and for inference, after warm-up iterations, with the time
 spent waiting for data. Without ``--quick`` it adds the project's precision
 and memory-format variants, a model-only ceiling on synthetic batches, the
-loader's worker count, and how the time per epoch grows with batch size and
-dataset size. On a GPU the variants always run. Results go to
+loader's worker count, (c) with the allocator settings of the project's
+``MallocTuningHook`` (so that the framework's own cost shows apart from the
+allocator's gain; on a CPU), and how the time per epoch grows with batch
+size and dataset size. On a GPU the variants always run. Results go to
 ``--out-dir`` as ``throughput.json`` and ``throughput.png``; the last line
 printed is
 
@@ -403,6 +405,12 @@ def run_plain_case(case: dict) -> dict:
     torch.backends.cudnn.benchmark = cfg.env_cfg.get('cudnn_benchmark',
                                                      False)
 
+    if case.get('malloc_tuning'):
+        # The allocator settings the project's MallocTuningHook applies:
+        # separates the framework's cost from the allocator's gain.
+        from flower_mm.engine.hooks import MallocTuningHook
+        MallocTuningHook().before_run(None)
+
     model = build_project_model()
     model.load_state_dict(
         torch.load(case['checkpoint'], map_location='cpu')['state_dict'])
@@ -542,12 +550,13 @@ def plan_cases(args, device: str) -> list:
                 ('8 workers', ['train_dataloader.num_workers=8']),
             ]
         else:
+            no_malloc = ['default_hooks.malloc_tuning.enabled=False']
             train_variants += [
-                ('no malloc tuning',
-                 ['default_hooks.malloc_tuning.enabled=False']),
+                ('no malloc tuning', no_malloc),
                 ('4 workers', ['train_dataloader.num_workers=4']),
                 ('8 workers', ['train_dataloader.num_workers=8']),
             ]
+            test_variants.append(('no malloc tuning', no_malloc))
         for mode, variants in (('train', train_variants),
                                ('test', test_variants)):
             cases += [
@@ -557,7 +566,12 @@ def plan_cases(args, device: str) -> list:
             # The model alone on one batch kept in memory: the ceiling
             # the data loader must not lower.
             cases.append(case(f'{mode}/model only', mode, 'plain',
-                              synthetic=True))
+                              synthetic=True, malloc_tuning=not gpu))
+            if not gpu:
+                # (c) with the project's allocator settings: what the
+                # framework itself costs, apart from MallocTuningHook.
+                cases.append(case(f'{mode}/plain + malloc tuning', mode,
+                                  'plain', malloc_tuning=True))
     if not quick:
         # Time per epoch (the second of two: persistent workers started).
         n = (iters['train'][0] + iters['train'][1]) * bs
@@ -644,6 +658,12 @@ def ratios(results: dict) -> dict:
                                           b['rounds_images_per_s'])
                 ]
                 out[f'{mode}/{other}'] = statistics.median(per_round)
+        tuned = results.get(f'{mode}/plain + malloc tuning')
+        if tuned and results.get(f'{mode}/project'):
+            out[f'{mode}/plain + malloc tuning'] = statistics.median(
+                x / y for x, y in zip(
+                    results[f'{mode}/project']['rounds_images_per_s'],
+                    tuned['rounds_images_per_s']))
     return out
 
 
@@ -797,6 +817,10 @@ def main() -> None:
     print_table(results, args.batch_size)
     print_pipelines(pipelines)
     r = summary['ratios']
+    if 'train/plain + malloc tuning' in r:
+        print('project / plain loop with the same allocator settings: '
+              f'train {r["train/plain + malloc tuning"]:.2f}, infer '
+              f'{r.get("test/plain + malloc tuning", float("nan")):.2f}')
     print(f'train: project/stock {r["train/stock"]:.2f}, '
           f'project/plain {r["train/plain"]:.2f}; '
           f'infer: project/stock {r["test/stock"]:.2f}, '

@@ -531,7 +531,8 @@ def test_train_and_test_tools_with_amp_and_channels_last(
     assert len(samples) == 15
     scores = samples[0]['pred_score']
     assert scores.dtype == torch.float32  # not bf16: numpy can read it
-    assert abs(float(scores.sum()) - 1) < 1e-2
+    # softmax of fp32 logits: the scores sum to 1 (bf16's summed to 0.9987)
+    assert abs(float(scores.sum()) - 1) < 1e-5
     scores.numpy()
 
     # and the NCHW fp32 path reads the same checkpoint
@@ -552,3 +553,24 @@ def test_channels_last_hook_can_be_switched_off():
     batch = dict(inputs=torch.randint(0, 256, (1, 3, 16, 16),
                                       dtype=torch.uint8))
     assert model.data_preprocessor(batch, False)['inputs'].is_contiguous()
+
+
+def test_float32_logits_makes_the_softmax_exact_and_cleans_up():
+    model = nn.Module()
+    model.head = nn.Linear(64, 5)
+    features = torch.randn(8, 64) * 5
+
+    def scores():
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            return model.head(features).softmax(1)
+
+    assert scores().dtype == torch.bfloat16  # what ClsHead.predict got
+    with precision.float32_logits(model):
+        inside = scores()
+    assert inside.dtype == torch.float32
+    assert inside.sum(1).sub(1).abs().max() < 1e-6
+    assert not model.head._forward_hooks  # removed on exit
+    assert scores().dtype == torch.bfloat16
+    headless = nn.Linear(64, 5)
+    with precision.float32_logits(headless):  # nothing to cast: left as is
+        assert not headless._forward_hooks

@@ -4,6 +4,7 @@ import argparse
 import importlib.util
 import json
 import pickle
+import re
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -17,6 +18,7 @@ from mmengine.config import Config, DictAction
 
 from flower_mm.apis import BatchImageClassifier, collect_image_inputs
 from flower_mm.datasets import FLOWER_CLASSES
+from flower_mm.utils import cpu_has_native_bf16
 
 MMPRETRAIN_TOOLS = Path(
     importlib.util.find_spec('mmpretrain').origin).parent / '.mim' / 'tools'
@@ -120,19 +122,55 @@ def test_mmpretrain_confusion_matrix_tool(trained, test_report):
     read_png(out_png)
 
 
-def test_batch_classifier_agrees_with_mmpretrain_inferencer(
-        trained, mmpretrain_scores):
-    classifier = BatchImageClassifier(trained.cfg, str(trained.checkpoint))
+FP32_NCHW = ['test_cfg.fp16=False', 'default_hooks.channels_last.enabled=False']
+
+
+def classify(cfg, trained, device='cpu'):
+    classifier = BatchImageClassifier(cfg, str(trained.checkpoint), device)
     results = classifier.predict(
         collect_image_inputs(trained.val_images), topk=5, batch_size=3,
         progress=False)
     assert [r['path'] for r in results] == trained.val_images
-    for result, scores in zip(results, mmpretrain_scores):
-        assert result['error'] is None
-        ours = {p['class']: p['score'] for p in result['topk']}
-        theirs = dict(zip(FLOWER_CLASSES, scores.tolist()))
-        assert ours == pytest.approx(theirs, abs=1e-5)
-        assert result['topk'][0]['class'] == FLOWER_CLASSES[scores.argmax()]
+    assert all(r['error'] is None for r in results)
+    return classifier, [{p['class']: p['score']
+                         for p in r['topk']} for r in results]
+
+
+@pytest.mark.parametrize('options', [FP32_NCHW, FP32_NCHW[:1]],
+                         ids=['fp32 NCHW', 'fp32 channels-last'])
+def test_batch_classifier_agrees_with_mmpretrain_inferencer(
+        trained, mmpretrain_scores, options):
+    classifier, ours = classify(tiny_cfg(trained.options + options), trained)
+    assert classifier.cast_dtype is None
+    assert classifier.channels_last == (len(options) == 1)
+    for scores, theirs in zip(ours, mmpretrain_scores):
+        assert scores == pytest.approx(
+            dict(zip(FLOWER_CLASSES, theirs.tolist())), abs=1e-5)
+        assert max(scores, key=scores.get) == FLOWER_CLASSES[theirs.argmax()]
+
+
+def test_batch_classifier_uses_the_test_precision_and_layout(
+        trained, mmpretrain_scores):
+    """As tools/test.py: bf16 where native, channels-last, fp32 scores."""
+    classifier, ours = classify(trained.cfg, trained)
+    expected = torch.bfloat16 if cpu_has_native_bf16() else None
+    assert classifier.cast_dtype == expected
+    assert classifier.channels_last
+    assert classifier.precision == (
+        'bfloat16 autocast, channels-last' if expected else
+        'float32, channels-last')
+    conv = classifier.inferencer.model.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    assert not conv.is_contiguous()
+    for scores, theirs in zip(ours, mmpretrain_scores):
+        assert sum(scores.values()) == pytest.approx(1, abs=1e-5)
+        # bf16 logits keep 8 bits of mantissa: scores agree to about 1e-2.
+        assert scores == pytest.approx(
+            dict(zip(FLOWER_CLASSES, theirs.tolist())), abs=3e-2)
+    # Forced mixed precision on a CPU is bf16 even where it is emulated.
+    forced, _ = classify(tiny_cfg(trained.options + ['test_cfg.fp16=True']),
+                         trained)
+    assert forced.cast_dtype == torch.bfloat16
 
 
 def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path):
@@ -195,7 +233,7 @@ def test_infer_tool_json_and_exit_codes(trained, tmp_path, monkeypatch,
         'infer.py', CONFIG, str(trained.checkpoint),
         str(Path(trained.val_images[0]).parent.parent / '*' / '*_000.jpg'),
         '--out', str(out_json), '--topk', '9', '--no-progress',
-        '--cfg-options', *trained.options
+        '--cfg-options', *trained.options, *FP32_NCHW
     ])
     assert infer.main() == 0
     with open(out_json) as f:
@@ -207,7 +245,9 @@ def test_infer_tool_json_and_exit_codes(trained, tmp_path, monkeypatch,
         assert len(result['topk']) == 5  # --topk 9 capped at 5 classes
         assert result['topk'][0]['score'] == pytest.approx(
             float(scores.max()), abs=1e-5)
-    assert '5 of 5 images classified' in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert '5 of 5 images classified' in out
+    assert re.search(r'classified on \w+ \(float32\)\.', out), out
 
     monkeypatch.setattr(sys, 'argv', [
         'infer.py', CONFIG, str(trained.checkpoint), trained.val_images[0],

@@ -79,7 +79,7 @@ def main() -> int:
         print(f'Predictions written to {args.out}')
     failed = [r for r in results if r['error']]
     print(f'{len(results) - len(failed)} of {len(results)} images '
-          f'classified on {classifier.device}.')
+          f'classified on {classifier.device} ({classifier.precision}).')
     if failed:
         print(f'{len(failed)} could not be classified:', file=sys.stderr)
         for r in failed:

@@ -4,7 +4,8 @@ bf16 autocast on the CPU is fast only where the CPU computes in bf16 natively
 (x86 AVX512-BF16 or AMX, Arm BF16); elsewhere oneDNN emulates it and training
 gets slower than fp32. CUDA GPUs always gain from fp16 autocast.
 """
-from typing import Optional, Union
+from contextlib import contextmanager
+from typing import Iterator, Optional, Union
 
 import torch
 from mmengine.device import get_device
@@ -68,3 +69,59 @@ def idle_autocast_dtype(device_type: str) -> torch.dtype:
     calls the deprecated ``torch.get_autocast_gpu_dtype``.
     """
     return torch.bfloat16 if device_type == 'cpu' else torch.float16
+
+
+def resolve_inference_dtype(fp16: Union[bool, str],
+                            device_type: Optional[str] = None,
+                            key: str = 'test_cfg.fp16'
+                            ) -> Optional[torch.dtype]:
+    """The autocast dtype for inference, or None for plain fp32.
+
+    Args:
+        fp16: As MMEngine's ``ValLoop``/``TestLoop`` take it, plus
+            ``'auto'``: ``'auto'`` follows :func:`resolve_amp_dtype` (fp16
+            on a GPU, bf16 on a CPU with native bf16, fp32 elsewhere),
+            ``True`` forces fp16 on a GPU and bf16 on a CPU, ``False`` is
+            fp32.
+        device_type: ``'cuda'``, ``'cpu'``...; defaults to
+            :func:`get_device`.
+        key: The config key ``fp16`` came from, for error messages.
+    """
+    device_type = device_type or get_device()
+    if fp16 == 'auto':
+        return resolve_amp_dtype('auto', device_type, key)
+    if fp16 is True:
+        return resolve_amp_dtype(
+            'bfloat16' if device_type == 'cpu' else 'float16', device_type,
+            key)
+    if fp16 is False:
+        return None
+    raise ValueError(f'{key}={fp16!r}: use True, False or "auto".')
+
+
+@contextmanager
+def float32_logits(model: torch.nn.Module) -> Iterator[None]:
+    """Hand the classification head's logits on in fp32 while inside.
+
+    Under autocast the head's linear layer returns bf16 or fp16 logits, and
+    MMPretrain's ``ClsHead.predict`` takes their softmax in that precision:
+    scores then summed to 0.9987 instead of 1. Cast to fp32 first, the
+    softmax is exact; the logits keep the precision they were computed in.
+    Does nothing for a model without a ``head``.
+    """
+    from mmengine.model import is_model_wrapper
+    model = model.module if is_model_wrapper(model) else model
+    head = getattr(model, 'head', None)
+    handle = head.register_forward_hook(_output_to_float32) \
+        if isinstance(head, torch.nn.Module) else None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+def _output_to_float32(module, args, output):
+    if isinstance(output, torch.Tensor) and output.is_floating_point():
+        return output.float()
+    return output

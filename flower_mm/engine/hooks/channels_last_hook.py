@@ -45,7 +45,7 @@ class ChannelsLastHook(Hook):
         model.to(memory_format=torch.channels_last)
         if self._handle is None:
             self._handle = model.data_preprocessor.register_forward_hook(
-                _inputs_to_channels_last)
+                inputs_to_channels_last)
         print_log('ChannelsLastHook: model and inputs in channels-last '
                   'memory format', logger='current')
 
@@ -61,7 +61,7 @@ class ChannelsLastHook(Hook):
                 state_dict[key] = value.contiguous()
 
 
-def _inputs_to_channels_last(module, args, output):
+def inputs_to_channels_last(module, args, output):
     """Forward hook of the data preprocessor: 4-D inputs to NHWC."""
     inputs = output.get('inputs') if isinstance(output, dict) else None
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:

@@ -11,7 +11,8 @@ from mmengine.structures import BaseDataElement
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from flower_mm.utils.precision import idle_autocast_dtype, resolve_amp_dtype
+from flower_mm.utils.precision import (float32_logits, idle_autocast_dtype,
+                                       resolve_inference_dtype)
 
 
 class _AmpInferenceMixin:
@@ -23,22 +24,13 @@ class _AmpInferenceMixin:
     keep 3 digits and numpy cannot read them). These loops accept
     ``fp16='auto'`` (the dtype rules of :func:`resolve_amp_dtype`: fp16 on a
     GPU, bf16 on a CPU with native bf16, fp32 elsewhere), ``True`` (fp16 on
-    a GPU, bf16 on a CPU), or ``False``, and return predictions in fp32.
+    a GPU, bf16 on a CPU), or ``False``, and return predictions in fp32,
+    the softmax taken of fp32 logits (:func:`float32_logits`).
     """
 
     def _resolve_fp16(self, fp16: Union[bool, str], key: str) -> None:
         self.device_type = get_device()
-        if fp16 == 'auto':
-            self.cast_dtype = resolve_amp_dtype('auto', self.device_type, key)
-        elif fp16 is True:
-            self.cast_dtype = resolve_amp_dtype(
-                'bfloat16' if self.device_type == 'cpu' else 'float16',
-                self.device_type, key)
-        elif fp16 is False:
-            self.cast_dtype = None
-        else:
-            raise ValueError(
-                f'{key}={fp16!r}: use True, False or "auto".')
+        self.cast_dtype = resolve_inference_dtype(fp16, self.device_type, key)
         self.fp16 = self.cast_dtype is not None
         print_log(
             f'{type(self).__name__} on {self.device_type}: '
@@ -49,7 +41,7 @@ class _AmpInferenceMixin:
         with autocast(
                 device_type=self.device_type,
                 dtype=self.cast_dtype or idle_autocast_dtype(self.device_type),
-                enabled=self.fp16):
+                enabled=self.fp16), float32_logits(self.runner.model):
             outputs = step(data_batch)
         if self.fp16:
             for sample in outputs:
