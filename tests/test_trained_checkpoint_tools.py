@@ -122,7 +122,9 @@ def test_mmpretrain_confusion_matrix_tool(trained, test_report):
     read_png(out_png)
 
 
-FP32_NCHW = ['test_cfg.fp16=False', 'default_hooks.channels_last.enabled=False']
+FP32_NCHW = [
+    'test_cfg.fp16=False', 'default_hooks.channels_last.enabled=False'
+]
 
 
 def classify(cfg, trained, device='cpu'):

@@ -9,7 +9,6 @@ from .user_errors import exit_on_user_error, user_error_types
 __all__ = [
     'ConfigError', 'check_cfg_options', 'check_checkpoint_exists',
     'cpu_has_native_bf16', 'exit_on_user_error', 'float32_logits',
-    'format_table',
-    'idle_autocast_dtype', 'merge_cfg_options', 'resolve_amp_dtype',
-    'resolve_inference_dtype', 'user_error_types'
+    'format_table', 'idle_autocast_dtype', 'merge_cfg_options',
+    'resolve_amp_dtype', 'resolve_inference_dtype', 'user_error_types'
 ]

@@ -16,10 +16,9 @@ from .resumable_randomness_hook import (ResumableRandomnessHook,
 __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
     'find_last_complete_checkpoint', 'ChannelsLastHook',
-    'inputs_to_channels_last',
-    'ClassificationReportHook', 'ConfigCheckHook', 'check_batches',
-    'check_num_classes', 'MallocTuningHook', 'PretrainedWeightsCheckHook',
-    'PretrainedWeightsError', 'check_pretrained_weights',
-    'ResumableRandomnessHook', 'SampleSeededPipeline',
-    'seed_everything_for_epoch'
+    'inputs_to_channels_last', 'ClassificationReportHook', 'ConfigCheckHook',
+    'check_batches', 'check_num_classes', 'MallocTuningHook',
+    'PretrainedWeightsCheckHook', 'PretrainedWeightsError',
+    'check_pretrained_weights', 'ResumableRandomnessHook',
+    'SampleSeededPipeline', 'seed_everything_for_epoch'
 ]
