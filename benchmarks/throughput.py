@@ -382,25 +382,22 @@ def run_plain_case(case: dict) -> dict:
     from mmengine.config import Config
     from torchvision.datasets import ImageFolder
 
-    from flower_mm.utils import resolve_amp_dtype
+    from flower_mm.engine import channels_last_enabled, loop_fp16
+    from flower_mm.utils import resolve_amp_dtype, resolve_inference_dtype
 
     device = case['device']
     train = case['mode'] == 'train'
-    # Precision, layout and loader settings as the project's config says.
-    cfg = Config.fromfile(PROJECT_CONFIG)
-    opts = dict(o.split('=', 1) for o in case.get('extra_options', []))
+    # Precision, layout and loader settings as the project's config says,
+    # with the case's options merged as tools/train.py merges them.
+    tool, opts = _load_tool('train'), case.get('extra_options', [])
+    args = tool.get_args_parser().parse_args(
+        [PROJECT_CONFIG] + (['--cfg-options', *opts] if opts else []))
+    cfg = tool.merge_args(Config.fromfile(PROJECT_CONFIG), args)
     if train:
-        dtype = opts.get('optim_wrapper.dtype', cfg.optim_wrapper.dtype)
+        dtype = resolve_amp_dtype(cfg.optim_wrapper.dtype, device)
     else:
-        fp16 = str(opts.get('test_cfg.fp16', cfg.test_cfg.fp16))
-        dtype = dict(auto='auto', False_='float32').get(
-            fp16 if fp16 == 'auto' else f'{fp16}_',
-            'float16' if device == 'cuda' else 'bfloat16')
-    dtype = resolve_amp_dtype(dtype, device)
-    hook = cfg.default_hooks.get('channels_last')
-    channels_last = hook is not None and str(
-        opts.get('default_hooks.channels_last.enabled',
-                 hook.get('enabled', True))) == 'True'
+        dtype = resolve_inference_dtype(loop_fp16(cfg.test_cfg), device)
+    channels_last = channels_last_enabled(cfg)
     loader_cfg = cfg.train_dataloader if train else cfg.test_dataloader
     torch.backends.cudnn.benchmark = cfg.env_cfg.get('cudnn_benchmark',
                                                      False)
@@ -437,10 +434,7 @@ def run_plain_case(case: dict) -> dict:
         persistent_workers=bool(loader_cfg.get('persistent_workers')) and
         workers > 0,
         prefetch_factor=loader_cfg.get('prefetch_factor') if workers else None,
-        pin_memory=str(opts.get(
-            'train_dataloader.pin_memory' if train else
-            'test_dataloader.pin_memory',
-            loader_cfg.get('pin_memory', False))) == 'True')
+        pin_memory=bool(loader_cfg.get('pin_memory', False)))
     synthetic = case.get('synthetic', False)
     if synthetic:
         fixed = (torch.randint(0, 256, (case['batch_size'], 3, 224, 224),
@@ -489,6 +483,8 @@ def run_plain_case(case: dict) -> dict:
         epochs[-1].append(time.perf_counter())
     result = clock.result()
     result['epoch_s'] = [e[1] - e[0] for e in epochs]
+    result['autocast'] = str(dtype or torch.float32)[6:]
+    result['channels_last'] = channels_last
     return result
 
 
@@ -649,21 +645,13 @@ def ratios(results: dict) -> dict:
     """
     out = {}
     for mode in ('train', 'test'):
-        for other in ('stock', 'plain'):
+        for other in ('stock', 'plain', 'plain + malloc tuning'):
             a = results.get(f'{mode}/project')
             b = results.get(f'{mode}/{other}')
             if a and b:
-                per_round = [
+                out[f'{mode}/{other}'] = statistics.median(
                     x / y for x, y in zip(a['rounds_images_per_s'],
-                                          b['rounds_images_per_s'])
-                ]
-                out[f'{mode}/{other}'] = statistics.median(per_round)
-        tuned = results.get(f'{mode}/plain + malloc tuning')
-        if tuned and results.get(f'{mode}/project'):
-            out[f'{mode}/plain + malloc tuning'] = statistics.median(
-                x / y for x, y in zip(
-                    results[f'{mode}/project']['rounds_images_per_s'],
-                    tuned['rounds_images_per_s']))
+                                          b['rounds_images_per_s']))
     return out
 
 

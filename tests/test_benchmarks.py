@@ -8,6 +8,8 @@ from types import SimpleNamespace
 import pytest
 from conftest import REPO_ROOT
 
+from flower_mm.utils import cpu_has_native_bf16
+
 
 @pytest.fixture(scope='module')
 def throughput():
@@ -103,7 +105,7 @@ def test_plain_case_applies_the_project_allocator_settings(
 
     monkeypatch.setattr(MallocTuningHook, 'before_run', recording_before_run)
     data_root = tmp_path / 'data'
-    throughput.write_photos(str(data_root), num_train=6, num_val=0)
+    throughput.write_photos(str(data_root), num_train=6, num_val=6)
     checkpoint = tmp_path / 'init.pth'
     throughput.write_checkpoint(str(checkpoint))
     case = dict(name='train/plain + malloc tuning', mode='train',
@@ -117,3 +119,15 @@ def test_plain_case_applies_the_project_allocator_settings(
     assert result['images_per_s'] > 0
     assert len(result['epoch_s']) == 1
     assert result['peak_rss_mb'] > 100  # ResNet-50 was really built
+    # the case's options, merged into the project's config
+    assert result['autocast'] == 'float32'
+    assert result['channels_last']
+
+    # Inference reads test_cfg.fp16 ('auto') as tools/test.py does.
+    result = throughput.run_case(dict(
+        case, name='test/plain', mode='test', malloc_tuning=False,
+        extra_options=['default_hooks.channels_last.enabled=False']))
+    assert result['autocast'] == ('bfloat16'
+                                  if cpu_has_native_bf16() else 'float32')
+    assert not result['channels_last']
+    assert calls == [32 * 2**20]  # not tuned this time

@@ -143,68 +143,49 @@ def tiny(data_root, pretrained):
     return tiny_cfg_options(data_root, pretrained, epochs=1)
 
 
+def assert_train_refuses(tmp_path, marker, source, *args, env=None):
+    """tools/train.py ARGS stops with the refusal naming ``source``: the
+    crafted command never ran and no checkpoint was written."""
+    proc = run_tool([TRAIN, config_path('resnet50_flowers.py'), *args],
+                    cwd=tmp_path, env=env, check=False)
+    assert_user_error(proc, REFUSED.format(source))
+    assert not marker.exists()
+    assert checkpoints_under(tmp_path / 'work_dirs') == []
+
+
 def test_train_resume_refuses(tmp_path, evil, flower_data_root,
                               pretrained_ckpt):
     path, marker = evil
-    proc = run_tool([
-        TRAIN,
-        config_path('resnet50_flowers.py'), '--resume',
-        str(path), '--cfg-options', *tiny(flower_data_root, pretrained_ckpt)
-    ],
-                    cwd=tmp_path,
-                    check=False)
-    assert_user_error(proc, REFUSED.format(path))
-    assert not marker.exists()
-    assert checkpoints_under(tmp_path / 'work_dirs') == []
+    assert_train_refuses(tmp_path, marker, path, '--resume', str(path),
+                         '--cfg-options',
+                         *tiny(flower_data_root, pretrained_ckpt))
 
 
 def test_train_load_from_refuses(tmp_path, evil, flower_data_root,
                                  pretrained_ckpt):
     path, marker = evil
-    proc = run_tool([
-        TRAIN,
-        config_path('resnet50_flowers.py'), '--cfg-options',
-        *tiny(flower_data_root, pretrained_ckpt), f'load_from={path}'
-    ],
-                    cwd=tmp_path,
-                    check=False)
-    assert_user_error(proc, REFUSED.format(path))
-    assert not marker.exists()
-    assert checkpoints_under(tmp_path / 'work_dirs') == []
+    assert_train_refuses(tmp_path, marker, path, '--cfg-options',
+                         *tiny(flower_data_root, pretrained_ckpt),
+                         f'load_from={path}')
 
 
 def test_pretrained_init_cfg_refuses(tmp_path, evil, flower_data_root):
     path, marker = evil
-    proc = run_tool([
-        TRAIN,
-        config_path('resnet50_flowers.py'), '--cfg-options',
-        *tiny(flower_data_root, path)
-    ],
-                    cwd=tmp_path,
-                    check=False)
-    assert_user_error(proc, REFUSED.format(path))
-    assert not marker.exists()
-    assert checkpoints_under(tmp_path / 'work_dirs') == []
+    assert_train_refuses(tmp_path, marker, path, '--cfg-options',
+                         *tiny(flower_data_root, path))
 
 
 def test_pretrained_url_refuses(tmp_path, evil, http_root, flower_data_root):
     path, marker = evil
     root, url = http_root
     (root / 'evil.pth').write_bytes(path.read_bytes())
-    proc = run_tool([
-        TRAIN,
-        config_path('resnet50_flowers.py'), '--cfg-options',
-        *tiny(flower_data_root, f'{url}/evil.pth')
-    ],
-                    cwd=tmp_path,
-                    env=offline_env(tmp_path),
-                    check=False)
-    assert_user_error(proc, REFUSED.format(f'{url}/evil.pth'))
+    assert_train_refuses(tmp_path, marker, f'{url}/evil.pth',
+                         '--cfg-options',
+                         *tiny(flower_data_root, f'{url}/evil.pth'),
+                         env=offline_env(tmp_path))
     # It was downloaded (so the refusal is the loader's), never run.
     assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' /
             'evil.pth').is_file()
-    assert not marker.exists()
-    assert checkpoints_under(tmp_path / 'work_dirs') == []
 
 
 def test_test_tool_refuses(tmp_path, evil, flower_data_root,

@@ -11,7 +11,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from mmengine.config import Config
@@ -19,10 +19,10 @@ from mmengine.dataset import default_collate
 from mmengine.fileio import get as read_bytes
 from mmengine.utils import ProgressBar
 
-from flower_mm.engine.hooks import inputs_to_channels_last
+from flower_mm.engine.hooks import channels_last_enabled, to_channels_last
+from flower_mm.engine.runner import loop_fp16
 from flower_mm.transforms import ImageDecodeError, decode_to_bgr
-from flower_mm.utils import (float32_logits, idle_autocast_dtype,
-                             resolve_inference_dtype)
+from flower_mm.utils import inference_precision, resolve_inference_dtype
 
 # What a folder is searched for (as MMPretrain's CustomDataset, plus .tiff).
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
@@ -110,16 +110,14 @@ class BatchImageClassifier:
                                  if torch.cuda.is_available() else 'cpu')
         self.device_type = torch.device(self.device).type
         self.cast_dtype = resolve_inference_dtype(
-            _test_fp16(cfg), self.device_type, 'test_cfg.fp16')
+            loop_fp16(cfg.get('test_cfg')), self.device_type,
+            'test_cfg.fp16')
         self.inferencer = ImageClassificationInferencer(
             model=cfg, pretrained=checkpoint, device=self.device)
-        model = self.inferencer.model
-        self.channels_last = _channels_last_enabled(cfg)
+        self.channels_last = channels_last_enabled(cfg)
         if self.channels_last:
-            model.to(memory_format=torch.channels_last)
-            model.data_preprocessor.register_forward_hook(
-                inputs_to_channels_last)
-        num_classes = model.head.num_classes
+            to_channels_last(self.inferencer.model)
+        num_classes = self.inferencer.model.head.num_classes
         self.classes = list(self.inferencer.classes
                             or [str(i) for i in range(num_classes)])
 
@@ -154,12 +152,8 @@ class BatchImageClassifier:
 
         def flush():
             batch = default_collate([data for _, data in pending])
-            with torch.autocast(
-                    self.device_type,
-                    dtype=self.cast_dtype
-                    or idle_autocast_dtype(self.device_type),
-                    enabled=self.cast_dtype is not None), \
-                    float32_logits(self.inferencer.model):
+            with inference_precision(self.inferencer.model,
+                                     self.device_type, self.cast_dtype):
                 preds = self.inferencer.forward(batch)
             for (idx, _), pred in zip(pending, preds):
                 scores, labels = pred.pred_score.float().cpu().topk(topk)
@@ -198,22 +192,6 @@ class BatchImageClassifier:
         # them.
         return self.inferencer.pipeline(
             dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
-
-
-def _test_fp16(cfg) -> Union[bool, str]:
-    """``test_cfg.fp16`` as the config's test loop reads it."""
-    test_cfg = cfg.get('test_cfg') or {}
-    default = 'auto' if test_cfg.get('type') in ('AmpTestLoop',
-                                                  'mmpretrain.AmpTestLoop') \
-        else False  # MMEngine's TestLoop runs fp32 unless told
-    return test_cfg.get('fp16', default)
-
-
-def _channels_last_enabled(cfg) -> bool:
-    hook = (cfg.get('default_hooks') or {}).get('channels_last')
-    return bool(hook) and hook.get('type') in (
-        'ChannelsLastHook', 'mmpretrain.ChannelsLastHook') and hook.get(
-            'enabled', True)
 
 
 def _reason(err: Exception) -> str:

@@ -125,3 +125,19 @@ def _output_to_float32(module, args, output):
     if isinstance(output, torch.Tensor) and output.is_floating_point():
         return output.float()
     return output
+
+
+@contextmanager
+def inference_precision(model: torch.nn.Module, device_type: str,
+                        cast_dtype: Optional[torch.dtype]) -> Iterator[None]:
+    """Autocast at ``cast_dtype`` (None: fp32), logits handed on in fp32.
+
+    What validation, test and prediction run their forward passes in; see
+    :func:`resolve_inference_dtype` and :func:`float32_logits`.
+    """
+    from mmengine.runner.amp import autocast
+    with autocast(
+            device_type=device_type,
+            dtype=cast_dtype or idle_autocast_dtype(device_type),
+            enabled=cast_dtype is not None), float32_logits(model):
+        yield

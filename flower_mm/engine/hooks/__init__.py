@@ -1,7 +1,8 @@
 from .atomic_checkpoint_hook import (AtomicCheckpointHook,
                                      check_checkpoint_complete,
                                      find_last_complete_checkpoint)
-from .channels_last_hook import ChannelsLastHook, inputs_to_channels_last
+from .channels_last_hook import (ChannelsLastHook, channels_last_enabled,
+                                 to_channels_last)
 from .classification_report_hook import ClassificationReportHook
 from .config_check_hook import (ConfigCheckHook, check_batches,
                                 check_num_classes)
@@ -16,9 +17,10 @@ from .resumable_randomness_hook import (ResumableRandomnessHook,
 __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
     'find_last_complete_checkpoint', 'ChannelsLastHook',
-    'inputs_to_channels_last', 'ClassificationReportHook', 'ConfigCheckHook',
-    'check_batches', 'check_num_classes', 'MallocTuningHook',
-    'PretrainedWeightsCheckHook', 'PretrainedWeightsError',
-    'check_pretrained_weights', 'ResumableRandomnessHook',
-    'SampleSeededPipeline', 'seed_everything_for_epoch'
+    'channels_last_enabled', 'to_channels_last',
+    'ClassificationReportHook', 'ConfigCheckHook', 'check_batches',
+    'check_num_classes', 'MallocTuningHook', 'PretrainedWeightsCheckHook',
+    'PretrainedWeightsError', 'check_pretrained_weights',
+    'ResumableRandomnessHook', 'SampleSeededPipeline',
+    'seed_everything_for_epoch'
 ]

@@ -42,10 +42,8 @@ class ChannelsLastHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
-        model.to(memory_format=torch.channels_last)
         if self._handle is None:
-            self._handle = model.data_preprocessor.register_forward_hook(
-                inputs_to_channels_last)
+            self._handle = to_channels_last(model)
         print_log('ChannelsLastHook: model and inputs in channels-last '
                   'memory format', logger='current')
 
@@ -61,10 +59,25 @@ class ChannelsLastHook(Hook):
                 state_dict[key] = value.contiguous()
 
 
-def inputs_to_channels_last(module, args, output):
+def to_channels_last(model) -> torch.utils.hooks.RemovableHandle:
+    """Convert the weights to channels-last, and from now on the batches
+    the model's data preprocessor returns; remove the handle to stop."""
+    model.to(memory_format=torch.channels_last)
+    return model.data_preprocessor.register_forward_hook(
+        _inputs_to_channels_last)
+
+
+def _inputs_to_channels_last(module, args, output):
     """Forward hook of the data preprocessor: 4-D inputs to NHWC."""
     inputs = output.get('inputs') if isinstance(output, dict) else None
     if isinstance(inputs, torch.Tensor) and inputs.dim() == 4:
         output['inputs'] = inputs.contiguous(
             memory_format=torch.channels_last)
     return output
+
+
+def channels_last_enabled(cfg) -> bool:
+    """Whether a config's ``default_hooks`` put the model in channels-last."""
+    hook = (cfg.get('default_hooks') or {}).get('channels_last')
+    return bool(hook) and str(hook.get('type', '')).split('.')[-1] == \
+        'ChannelsLastHook' and bool(hook.get('enabled', True))

@@ -5,13 +5,12 @@ import torch
 from mmengine.device import get_device
 from mmengine.logging import print_log
 from mmengine.runner import TestLoop, ValLoop
-from mmengine.runner.amp import autocast
 from mmengine.runner.loops import _update_losses
 from mmengine.structures import BaseDataElement
 from mmpretrain.registry import LOOPS
 from torch.utils.data import DataLoader
 
-from flower_mm.utils.precision import (float32_logits, idle_autocast_dtype,
+from flower_mm.utils.precision import (inference_precision,
                                        resolve_inference_dtype)
 
 
@@ -26,28 +25,47 @@ class _AmpInferenceMixin:
     GPU, bf16 on a CPU with native bf16, fp32 elsewhere), ``True`` (fp16 on
     a GPU, bf16 on a CPU), or ``False``, and return predictions in fp32,
     the softmax taken of fp32 logits (:func:`float32_logits`).
-    """
 
-    def _resolve_fp16(self, fp16: Union[bool, str], key: str) -> None:
+    ``mode`` ('val' or 'test') names the model step, hooks, loss attribute
+    and config key, as in MMEngine's pair of loops.
+    """
+    mode: str
+
+    def __init__(self,
+                 runner,
+                 dataloader: Union[DataLoader, Dict],
+                 evaluator: Union[Dict, List],
+                 fp16: Union[bool, str] = 'auto') -> None:
+        super().__init__(runner, dataloader, evaluator)
         self.device_type = get_device()
-        self.cast_dtype = resolve_inference_dtype(fp16, self.device_type, key)
+        self.cast_dtype = resolve_inference_dtype(fp16, self.device_type,
+                                                  f'{self.mode}_cfg.fp16')
         self.fp16 = self.cast_dtype is not None
         print_log(
             f'{type(self).__name__} on {self.device_type}: '
             f'{str(self.cast_dtype or torch.float32)[6:]} inference',
             logger='current')
 
-    def _predict(self, step, data_batch):
-        with autocast(
-                device_type=self.device_type,
-                dtype=self.cast_dtype or idle_autocast_dtype(self.device_type),
-                enabled=self.fp16), float32_logits(self.runner.model):
-            outputs = step(data_batch)
+    @torch.no_grad()
+    def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
+        mode, model = self.mode, self.runner.model
+        self.runner.call_hook(
+            f'before_{mode}_iter', batch_idx=idx, data_batch=data_batch)
+        with inference_precision(model, self.device_type, self.cast_dtype):
+            outputs = getattr(model, f'{mode}_step')(data_batch)
         if self.fp16:
             for sample in outputs:
                 if isinstance(sample, BaseDataElement):
                     _to_float32(sample)
-        return outputs
+        outputs, losses = _update_losses(outputs,
+                                         getattr(self, f'{mode}_loss'))
+        setattr(self, f'{mode}_loss', losses)
+        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
+        self.runner.call_hook(
+            f'after_{mode}_iter',
+            batch_idx=idx,
+            data_batch=data_batch,
+            outputs=outputs)
 
 
 def _to_float32(sample: BaseDataElement) -> None:
@@ -59,6 +77,18 @@ def _to_float32(sample: BaseDataElement) -> None:
             _to_float32(value)
 
 
+def loop_fp16(loop_cfg) -> Union[bool, str]:
+    """``fp16`` of a ``val_cfg``/``test_cfg`` as its loop reads it.
+
+    ``AmpValLoop``/``AmpTestLoop`` default to 'auto'; MMEngine's loops run
+    fp32 unless told.
+    """
+    loop_cfg = loop_cfg or {}
+    default = 'auto' if str(loop_cfg.get('type', '')).split('.')[-1] in (
+        'AmpValLoop', 'AmpTestLoop') else False
+    return loop_cfg.get('fp16', default)
+
+
 @LOOPS.register_module()
 class AmpValLoop(_AmpInferenceMixin, ValLoop):
     """:class:`ValLoop` with ``fp16`` True, False or 'auto' (the default).
@@ -67,27 +97,7 @@ class AmpValLoop(_AmpInferenceMixin, ValLoop):
         runner, dataloader, evaluator: As for :class:`ValLoop`.
         fp16 (bool | str): See :class:`_AmpInferenceMixin`.
     """
-
-    def __init__(self,
-                 runner,
-                 dataloader: Union[DataLoader, Dict],
-                 evaluator: Union[Dict, List],
-                 fp16: Union[bool, str] = 'auto') -> None:
-        super().__init__(runner, dataloader, evaluator)
-        self._resolve_fp16(fp16, 'val_cfg.fp16')
-
-    @torch.no_grad()
-    def run_iter(self, idx, data_batch: Sequence[dict]):
-        self.runner.call_hook(
-            'before_val_iter', batch_idx=idx, data_batch=data_batch)
-        outputs = self._predict(self.runner.model.val_step, data_batch)
-        outputs, self.val_loss = _update_losses(outputs, self.val_loss)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        self.runner.call_hook(
-            'after_val_iter',
-            batch_idx=idx,
-            data_batch=data_batch,
-            outputs=outputs)
+    mode = 'val'
 
 
 @LOOPS.register_module()
@@ -98,24 +108,4 @@ class AmpTestLoop(_AmpInferenceMixin, TestLoop):
         runner, dataloader, evaluator: As for :class:`TestLoop`.
         fp16 (bool | str): See :class:`_AmpInferenceMixin`.
     """
-
-    def __init__(self,
-                 runner,
-                 dataloader: Union[DataLoader, Dict],
-                 evaluator: Union[Dict, List],
-                 fp16: Union[bool, str] = 'auto') -> None:
-        super().__init__(runner, dataloader, evaluator)
-        self._resolve_fp16(fp16, 'test_cfg.fp16')
-
-    @torch.no_grad()
-    def run_iter(self, idx, data_batch: Sequence[dict]) -> None:
-        self.runner.call_hook(
-            'before_test_iter', batch_idx=idx, data_batch=data_batch)
-        outputs = self._predict(self.runner.model.test_step, data_batch)
-        outputs, self.test_loss = _update_losses(outputs, self.test_loss)
-        self.evaluator.process(data_samples=outputs, data_batch=data_batch)
-        self.runner.call_hook(
-            'after_test_iter',
-            batch_idx=idx,
-            data_batch=data_batch,
-            outputs=outputs)
+    mode = 'test'
