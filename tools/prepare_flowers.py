@@ -9,41 +9,19 @@ Exit status: 0 when the split was written or already there (rejected files
 are listed in <out>/rejected.txt), 1 on errors, 2 on bad arguments.
 """
 import argparse
-import importlib.util
+import os
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# Data preparation needs no model: skip registering them (no torch).
+os.environ['FLOWER_MM_DATA_ONLY'] = '1'
+from flower_mm.datasets.preparation import (  # noqa: E402
+    DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_SOURCE_URL, DEFAULT_VAL_RATIO,
+    prepare_flowers)
+from flower_mm.utils.user_errors import exit_on_user_error  # noqa: E402
 
-
-def _load_preparation():
-    """Import flower_mm/datasets/preparation.py on its own.
-
-    ``import flower_mm.datasets.preparation`` would first run
-    flower_mm/__init__.py, which imports torch and MMPretrain to register
-    the models: many seconds spent for nothing here. preparation.py needs
-    none of it, so it is loaded straight from its file.
-    """
-    name = 'flower_mm.datasets.preparation'
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(
-        '_flower_mm_preparation',
-        REPO / 'flower_mm' / 'datasets' / 'preparation.py')
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-_prep = _load_preparation()
-DEFAULT_OUT_DIR = _prep.DEFAULT_OUT_DIR
-DEFAULT_SEED = _prep.DEFAULT_SEED
-DEFAULT_SOURCE_URL = _prep.DEFAULT_SOURCE_URL
-DEFAULT_VAL_RATIO = _prep.DEFAULT_VAL_RATIO
-PreparationError = _prep.PreparationError
-prepare_flowers = _prep.prepare_flowers
+os.environ.pop('FLOWER_MM_DATA_ONLY')  # not for processes started later
 
 
 def parse_args(argv=None):
@@ -92,17 +70,15 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        result = prepare_flowers(
-            args.source,
-            out_dir=args.out,
-            val_ratio=args.val_ratio,
-            seed=args.seed,
-            force=args.force,
-            progress=not args.no_progress,
-            workers=args.workers)
-    except PreparationError as e:
-        print(f'error: {e}', file=sys.stderr)
-        return 1
+        with exit_on_user_error():
+            result = prepare_flowers(
+                args.source,
+                out_dir=args.out,
+                val_ratio=args.val_ratio,
+                seed=args.seed,
+                force=args.force,
+                progress=not args.no_progress,
+                workers=args.workers)
     except KeyboardInterrupt:
         print('error: interrupted; no split was written', file=sys.stderr)
         return 130

@@ -7,7 +7,7 @@ from mmengine.fileio import list_from_file
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
-from .preparation import CLASSES as FLOWER_CLASSES
+from .categories import FLOWER_CLASSES
 from .preparation import prepare_flowers
 
 HOW_TO_GET_DATA = (

@@ -1,28 +1,31 @@
-"""Report the user's mistakes as one line, not a traceback."""
+"""Report the user's mistakes as one line, not a traceback.
+
+The ground floor of flower-mm's errors: it imports nothing of the package,
+and every error caused by bad input (a config key, data on disk, a
+checkpoint, a download) derives from :class:`FlowerUserError`.
+"""
 import os
 import sys
 from contextlib import contextmanager
 
 
+class FlowerUserError(Exception):
+    """Bad input the user can fix; the message says what and how."""
+
+
 def user_error_types() -> tuple:
-    """flower-mm's errors for bad input: configs, data, checkpoints."""
-    from ..compat import UnsafeCheckpointError
-    from ..datasets.flower_dataset import FlowerDataError
-    from ..engine.hooks.pretrained_weights_check_hook import \
-        PretrainedWeightsError
-    from .config_checks import ConfigError
-    return (ConfigError, FlowerDataError, PretrainedWeightsError,
-            UnsafeCheckpointError)
+    """The errors :func:`exit_on_user_error` turns into one line."""
+    return (FlowerUserError, )
 
 
 @contextmanager
 def exit_on_user_error():
     """Exit with ``error: <message>`` on stderr (status 1) where the block
-    raises one of :func:`user_error_types`; other errors keep their
-    traceback. ``FLOWER_MM_DEBUG=1`` keeps it for these too."""
+    raises a :class:`FlowerUserError`; other errors keep their traceback.
+    ``FLOWER_MM_DEBUG=1`` keeps it for these too."""
     try:
         yield
-    except user_error_types() as err:
+    except FlowerUserError as err:
         if os.environ.get('FLOWER_MM_DEBUG', '0') not in ('', '0'):
             raise
         sys.exit(f'error: {err}')

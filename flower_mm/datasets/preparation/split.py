@@ -1,0 +1,117 @@
+"""The deterministic train/val split, written atomically."""
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Dict, List
+
+from ..categories import FLOWER_CLASSES
+from .common import progress
+from .verify import Image
+
+MANIFEST_NAME = 'manifest.json'
+REPORT_NAME = 'rejected.txt'
+SPLIT_ENTRIES = ('train', 'val', 'classes.txt', 'train.txt', 'val.txt',
+                 REPORT_NAME, MANIFEST_NAME)  # manifest.json last
+SPLIT_RULE = (
+    'per class, images are ordered by sha256("<seed>:<sha256 of the file>") '
+    '(hex); the first max(1, min(n - 1, int(n * val_ratio + 0.5))) go to val '
+    '(none when n < 2), the rest to train')
+
+
+def val_count(n: int, val_ratio: float) -> int:
+    """How many of a class's ``n`` images go to val (see ``SPLIT_RULE``)."""
+    return 0 if n < 2 else max(1, min(n - 1, int(n * val_ratio + 0.5)))
+
+
+def split(images: List[Image], seed: int,
+          val_ratio: float) -> Dict[str, Dict[str, List[Image]]]:
+    """``{'train'|'val': {class: images}}`` following ``SPLIT_RULE``."""
+    out = {'train': {}, 'val': {}}
+    for cls in FLOWER_CLASSES:
+        mine = sorted((i for i in images if i.cls == cls),
+                      key=lambda i: (hashlib.sha256(
+                          f'{seed}:{i.sha256}'.encode()).hexdigest(),
+                                     os.fsencode(i.relpath)))
+        n_val = val_count(len(mine), val_ratio)
+        out['val'][cls], out['train'][cls] = mine[:n_val], mine[n_val:]
+    return out
+
+
+def _output_name(name: str, sha: str, taken: set) -> str:
+    """The file name in the split: spaces replaced, clashes made unique."""
+    stem, ext = os.path.splitext(name)
+    stem = re.sub(r'\s+', '_', stem.strip()) or sha[:16]
+    try:
+        (stem + ext).encode('utf-8')
+    except UnicodeEncodeError:  # undecodable bytes in the source's name
+        stem = sha[:16]
+    if (stem + ext).casefold() in taken:
+        stem = f'{stem}-{sha[:8]}'
+    taken.add((stem + ext).casefold())
+    return stem + ext
+
+
+def _write_lines(path: Path, lines: List[str]) -> None:
+    with open(path, 'w', encoding='utf-8', newline='\n') as f:
+        f.writelines(line + '\n' for line in lines)
+
+
+def report_lines(manifest: Dict, source_root: str) -> List[str]:
+    lines = [
+        '# flower-mm data preparation report',
+        f'# source: {manifest["source"]}',
+        f'# source sha256: {manifest["source_sha256"]}',
+        f'# paths are relative to: {source_root}',
+        '# (refused archive members are named as in the archive)',
+        '# rejected (not in the split, left where they are): '
+        f'{len(manifest["rejected"])}',
+    ] + [f'{r["path"]}\t{r["reason"]}' for r in manifest['rejected']]
+    lines.append(f'# ignored (not images of a class): '
+                 f'{len(manifest["ignored"])}')
+    return lines + [f'{r["path"]}\t{r["reason"]}' for r in manifest['ignored']]
+
+
+def write_split(out_dir: Path, parts: Dict, manifest: Dict, source_root: str,
+                progress_bar: bool) -> None:
+    """Write the split into a staging folder, then swap it in.
+
+    manifest.json goes first out and last in: a split without it is never
+    taken as complete, so an interrupted swap is found by the next run.
+    """
+    staging = Path(tempfile.mkdtemp(prefix='.staging-', dir=out_dir))
+    old = Path(tempfile.mkdtemp(prefix='.old-', dir=out_dir))
+    total = sum(len(v) for s in parts.values() for v in s.values())
+    try:
+        with progress(progress_bar, 'Copying images', total) as bar:
+            for name in ('train', 'val'):
+                lines = []
+                for label, cls in enumerate(FLOWER_CLASSES):
+                    folder = staging / name / cls
+                    folder.mkdir(parents=True)
+                    taken: set = set()
+                    for image in sorted(parts[name][cls],
+                                        key=lambda i: os.fsencode(i.relpath)):
+                        out = _output_name(image.path.name, image.sha256,
+                                           taken)
+                        shutil.copyfile(image.path, folder / out)
+                        lines.append(f'{cls}/{out} {label}')
+                        bar.advance()
+                _write_lines(staging / f'{name}.txt', lines)
+        _write_lines(staging / 'classes.txt', list(FLOWER_CLASSES))
+        _write_lines(staging / REPORT_NAME,
+                     report_lines(manifest, source_root))
+        (staging / MANIFEST_NAME).write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False) + '\n',
+            encoding='utf-8')
+        for name in (MANIFEST_NAME, ) + SPLIT_ENTRIES[:-1]:
+            if os.path.lexists(out_dir / name):
+                os.replace(out_dir / name, old / name)
+        for name in SPLIT_ENTRIES:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
