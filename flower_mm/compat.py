@@ -42,6 +42,8 @@ from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
+from .utils.user_errors import FlowerUserError
+
 # numpy 2 moved numpy.core to numpy._core (the pinned 1.26 has only core).
 _multiarray = (np._core if np.lib.NumpyVersion(np.__version__) >= '2.0.0'
                else np.core).multiarray
@@ -78,7 +80,7 @@ def allow_mmengine_checkpoint_globals() -> None:
     torch.serialization.add_safe_globals(MMENGINE_CHECKPOINT_GLOBALS)
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
+class UnsafeCheckpointError(FlowerUserError, pickle.UnpicklingError):
     """A checkpoint holds objects that safe loading refuses to unpickle."""
 
 

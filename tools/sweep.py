@@ -17,10 +17,8 @@ import sys
 # Make `flower_mm` importable when run as `python tools/sweep.py`.
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from flower_mm.experiments import (
-    EXPERIMENTS,
-    Sweep,  # noqa: E402
-    SweepError)
+from flower_mm.experiments import EXPERIMENTS, Sweep  # noqa: E402
+from flower_mm.utils import exit_on_user_error  # noqa: E402
 
 
 def experiments_help() -> str:
@@ -74,10 +72,8 @@ def stop_on_sigterm(signum, frame):
 def main():
     args = get_args_parser().parse_args()
     signal.signal(signal.SIGTERM, stop_on_sigterm)
-    try:
+    with exit_on_user_error():
         sweep = Sweep(args.targets, args.work_root, args.cfg_options, args.amp)
-    except SweepError as err:
-        raise SystemExit(f'error: {err}')
     try:
         failed = sweep.run(collect_only=args.collect_only)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ from mmengine.fileio import list_from_file
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
+from ..utils.user_errors import FlowerUserError
 from .categories import FLOWER_CLASSES
 from .preparation import prepare_flowers
 
@@ -19,7 +20,7 @@ HOW_TO_GET_DATA = (
     'which does the same on first use.')
 
 
-class FlowerDataError(RuntimeError):
+class FlowerDataError(FlowerUserError, RuntimeError):
     """The flower data on disk is missing or not laid out as expected."""
 
 

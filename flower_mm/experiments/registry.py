@@ -3,6 +3,8 @@ val top-1 (%) the report gives for each."""
 import os.path as osp
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
+from ..utils.user_errors import FlowerUserError
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
@@ -57,7 +59,7 @@ EXPERIMENTS: Dict[str, Experiment] = {
 ALL = 'all'
 
 
-class SweepError(ValueError):
+class SweepError(FlowerUserError, ValueError):
     """A sweep cannot start or go on as asked."""
 
 

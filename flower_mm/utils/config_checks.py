@@ -20,9 +20,10 @@ from mmpretrain import registry as mmpretrain_registry
 from torch.utils.data import DataLoader
 
 from ..compat import load_from_local_safely
+from .user_errors import FlowerUserError
 
 
-class ConfigError(ValueError):
+class ConfigError(FlowerUserError, ValueError):
     """A config key or value that cannot work, found before training."""
 
 

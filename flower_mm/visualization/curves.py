@@ -12,11 +12,13 @@ import os.path as osp
 from collections import OrderedDict, defaultdict
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from ..utils.user_errors import FlowerUserError
+
 DEFAULT_KEYS = ('loss', 'lr', 'accuracy/top1')
 Curve = Tuple[List[float], List[float]]
 
 
-class ScalarsNotFoundError(FileNotFoundError):
+class ScalarsNotFoundError(FlowerUserError, FileNotFoundError):
     """A path given for plotting holds no MMEngine scalars log."""
 
 

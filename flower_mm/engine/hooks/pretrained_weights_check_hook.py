@@ -10,9 +10,10 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain.registry import HOOKS
 
 from ...compat import UnsafeCheckpointError
+from ...utils.user_errors import FlowerUserError
 
 
-class PretrainedWeightsError(RuntimeError):
+class PretrainedWeightsError(FlowerUserError, RuntimeError):
     """Pretrained weights named by a config cannot be used."""
 
 
