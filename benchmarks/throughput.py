@@ -46,7 +46,6 @@ sys.path.insert(0, REPO_ROOT)
 
 PROJECT_CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet50_flowers.py')
 STOCK_CONFIG = 'mmpretrain::resnet/resnet50_8xb32_in1k.py'
-CLASSES = ('daisy', 'dandelion', 'rose', 'sunflower', 'tulip')
 PHOTO_SIZE = (500, 375)  # width, height: a typical flower photo
 UNIQUE_PHOTOS = 40  # distinct JPEGs; the rest are copies of them
 
@@ -57,6 +56,8 @@ def write_photos(root: str, num_train: int, num_val: int, seed=0) -> None:
     """``root/{train,val}/<class>/*.jpg``: 500x375 photo-like JPEGs."""
     import cv2
     import numpy as np
+
+    from flower_mm.datasets import FLOWER_CLASSES as CLASSES
     rng = np.random.default_rng(seed)
     w, h = PHOTO_SIZE
     pool = []

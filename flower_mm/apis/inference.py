@@ -22,11 +22,9 @@ from mmengine.utils import ProgressBar
 from flower_mm.engine.hooks import channels_last_enabled, to_channels_last
 from flower_mm.engine.runner import loop_fp16
 from flower_mm.transforms import ImageDecodeError, decode_to_bgr
+from flower_mm.datasets.categories import IMG_EXTENSIONS
 from flower_mm.utils import inference_precision, resolve_inference_dtype
 
-# What a folder is searched for (as MMPretrain's CustomDataset, plus .tiff).
-IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
-                  '.tiff', '.webp')
 OUTPUT_FORMATS = ('.csv', '.json')
 
 
