@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import os.path as osp
-import platform
 import resource
 import shutil
 import statistics
@@ -602,14 +601,8 @@ def launch(case: dict, log_dir: str) -> dict:
 
 def machine_description(device: str) -> str:
     import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            cpu = next(ln.split(':', 1)[1].strip() for ln in f
-                       if ln.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    desc = f'{cpu}, {os.cpu_count()} logical cores, torch {torch.__version__}'
+    from flower_mm.utils.machine import cpu_model
+    desc = f'{cpu_model()}, {os.cpu_count()} logical cores, torch {torch.__version__}'
     if device == 'cuda':
         desc = f'{torch.cuda.get_device_name()}; {desc}'
     else:

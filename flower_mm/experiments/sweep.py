@@ -1,11 +1,8 @@
 """Run configs one after another with ``tools/train.py``, resumably."""
 import argparse
-import glob
 import json
 import os
 import os.path as osp
-import platform
-import re
 import signal
 import subprocess
 import sys
@@ -15,6 +12,10 @@ from typing import List, NamedTuple, Optional, Sequence
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 
+from ..engine.hooks.atomic_checkpoint_hook import \
+    find_last_complete_checkpoint
+from ..fileio import atomic_write_bytes
+from ..utils.machine import describe_device
 from .registry import (REPO_ROOT, Cell, Experiment, SweepError,
                        resolve_experiments, unique_cells)
 from .results import (RunResult, collect_result, plot_results, write_csv,
@@ -44,22 +45,6 @@ class Run(NamedTuple):
     @property
     def state_path(self) -> str:
         return osp.join(self.work_dir, STATE_FILE)
-
-
-def describe_device() -> str:
-    """The device tools/train.py picks here, for the results table."""
-    import torch
-    if torch.cuda.is_available():
-        return f'1x {torch.cuda.get_device_name(0)}'
-    model = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            model = next(
-                line.split(':', 1)[1].strip() for line in f
-                if line.startswith('model name'))
-    except (OSError, StopIteration):
-        pass
-    return f'CPU, {os.cpu_count()} cores ({model})'
 
 
 class Sweep:
@@ -143,10 +128,9 @@ class Sweep:
             status=status,
             **extra)
         os.makedirs(run.work_dir, exist_ok=True)
-        tmp = run.state_path + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(state, f, indent=2)
-        os.replace(tmp, run.state_path)  # never a half-written state
+        # Never a half-written state.
+        atomic_write_bytes(json.dumps(state, indent=2).encode(),
+                           run.state_path)
 
     def status(self, run: Run) -> str:
         state = self._read_state(run)
@@ -156,19 +140,9 @@ class Sweep:
 
     @staticmethod
     def latest_checkpoint(run: Run) -> Optional[str]:
-        """The checkpoint to resume from, looked up inside the work dir so
-        that a moved work root still resumes."""
-        last = osp.join(run.work_dir, 'last_checkpoint')
-        if osp.isfile(last):
-            with open(last) as f:
-                path = osp.join(run.work_dir, osp.basename(f.read().strip()))
-            if osp.isfile(path):
-                return path
-        epochs = glob.glob(osp.join(run.work_dir, 'epoch_*.pth'))
-        return max(
-            epochs,
-            key=lambda p: int(re.search(r'epoch_(\d+)', p).group(1)),
-            default=None)
+        """The newest complete checkpoint in the work dir (a moved work
+        root still resumes), as the checkpoint hook's auto-resume finds it."""
+        return find_last_complete_checkpoint(run.work_dir)
 
     def train(self, run: Run) -> int:
         """Train (or resume) one run in its own process; its exit code."""
