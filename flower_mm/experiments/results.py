@@ -1,12 +1,11 @@
 """Read a run's val top-1 from its work dir; write the sweep's tables and
 bar chart beside the report's figures."""
 import csv
-import glob
-import json
-import os.path as osp
 import statistics
 from typing import Dict, List, NamedTuple, Optional, Sequence
 
+from ..visualization.curves import (ScalarsNotFoundError, find_scalar_files,
+                                    load_scalar_records)
 from .registry import Cell, Experiment
 
 TOP1 = 'accuracy/top1'
@@ -27,19 +26,18 @@ def read_run_log(work_dir: str) -> RunLog:
     """
     val_top1: Dict[int, float] = {}
     iter_times: List[float] = []
-    for path in sorted(
-            glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json'))):
+    try:
+        files = find_scalar_files(work_dir)
+    except ScalarsNotFoundError:  # not trained yet
+        files = []
+    for path in files:
         session_times = []
-        with open(path) as f:
-            for line in f:
-                if not line.strip():
-                    continue
-                record = json.loads(line)
-                if TOP1 in record and 'iter' not in record:
-                    # Val lines: `step` is the epoch validated.
-                    val_top1[int(record['step'])] = float(record[TOP1])
-                elif 'loss' in record and 'time' in record:
-                    session_times.append(float(record['time']))
+        for record in load_scalar_records(path):
+            if TOP1 in record and 'iter' not in record:
+                # Val lines: `step` is the epoch validated.
+                val_top1[int(record['step'])] = float(record[TOP1])
+            elif 'loss' in record and 'time' in record:
+                session_times.append(float(record['time']))
         # The first log window of a session holds the warm-up (workers
         # starting, cuDNN autotuning): leave it out when there are others.
         iter_times += session_times[1:] or session_times
