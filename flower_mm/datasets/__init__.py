@@ -1,12 +1,10 @@
 from ..utils.lazy import lazy_exports
 
-# Loaded on first use, so that data preparation and the class names can be
-# imported without torch (tools/prepare_flowers.py).
-_EXPORTS = {
-    'FLOWER_CLASSES': 'categories',
-    'IMG_EXTENSIONS': 'categories',
-    'FlowerDataError': 'flower_dataset',
-    'FlowerDataset': 'flower_dataset',
+# Loaded on first use, so that data preparation and the class names import
+# without torch (tools/prepare_flowers.py).
+_MODULES = {
+    'categories': ['FLOWER_CLASSES', 'IMG_EXTENSIONS'],
+    'flower_dataset': ['FlowerDataError', 'FlowerDataset'],
 }
-__all__ = sorted(_EXPORTS)
-__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(n for names in _MODULES.values() for n in names)
+__getattr__ = lazy_exports(__name__, _MODULES)

@@ -6,12 +6,13 @@ of torch-free modules: importing ``flower_mm.utils.user_errors`` or
 the heavy siblings.
 """
 import importlib
-from typing import Callable, Dict
+from typing import Callable, Dict, List
 
 
-def lazy_exports(package: str, exports: Dict[str, str]) -> Callable:
-    """A module ``__getattr__`` that finds ``name`` in
-    ``package.<exports[name]>``."""
+def lazy_exports(package: str, modules: Dict[str, List[str]]) -> Callable:
+    """A module ``__getattr__`` that finds each name of ``modules[module]``
+    in ``package.<module>``."""
+    exports = {name: mod for mod, names in modules.items() for name in names}
 
     def __getattr__(name: str):
         if name not in exports:
