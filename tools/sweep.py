@@ -18,7 +18,7 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from flower_mm.experiments import EXPERIMENTS, Sweep  # noqa: E402
-from flower_mm.utils import exit_on_user_error  # noqa: E402
+from flower_mm.utils import AMP_FLAG_HELP, exit_on_user_error  # noqa: E402
 
 
 def experiments_help() -> str:
@@ -55,7 +55,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='pass --amp to every run (mixed precision, needs a GPU)')
+        help=f'train every run in {AMP_FLAG_HELP}')
     parser.add_argument(
         '--collect-only',
         action='store_true',

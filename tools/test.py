@@ -21,7 +21,7 @@ from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from flower_mm.utils import (exit_on_user_error,  # noqa: E402
+from flower_mm.utils import (AMP_FLAG_HELP, exit_on_user_error,  # noqa: E402
                              merge_cfg_options)
 
 
@@ -42,8 +42,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='infer in mixed precision: fp16 on a GPU, bf16 on a CPU (the '
-        'flower configs enable it by default where it is fast)')
+        help=f'infer in {AMP_FLAG_HELP}')
     parser.add_argument(
         '--cfg-options',
         nargs='+',

@@ -18,8 +18,8 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
-from flower_mm.utils import (exit_on_user_error,  # noqa: E402
-                             merge_cfg_options)
+from flower_mm.utils import (AMP_FLAG_HELP, amp_flag_dtype,  # noqa: E402
+                             exit_on_user_error, merge_cfg_options)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -36,9 +36,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--amp',
         action='store_true',
-        help='enable automatic-mixed-precision training: fp16 on a GPU, '
-        'bf16 on a CPU (the flower configs enable it by default where it '
-        'is fast, see docs/speed.md)')
+        help=f'train in {AMP_FLAG_HELP}')
     parser.add_argument(
         '--no-validate',
         action='store_true',
@@ -81,6 +79,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     if args.amp:
         # MMEngine's AmpOptimWrapper, which also runs bf16 on the CPU.
         cfg.optim_wrapper.type = 'DeviceAmpOptimWrapper'
+        cfg.optim_wrapper.dtype = amp_flag_dtype()
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
 
     if args.resume == 'auto':

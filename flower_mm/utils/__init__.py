@@ -5,7 +5,7 @@ from .lazy import lazy_exports
 _MODULES = {
     'config_checks': ['ConfigError', 'check_cfg_options',
                       'check_checkpoint_exists', 'merge_cfg_options'],
-    'precision': ['cpu_has_native_bf16', 'float32_logits',
+    'precision': ['AMP_FLAG_HELP', 'amp_flag_dtype', 'cpu_has_native_bf16', 'float32_logits',
                   'idle_autocast_dtype', 'inference_precision',
                   'resolve_amp_dtype', 'resolve_inference_dtype'],
     'table': ['format_table'],

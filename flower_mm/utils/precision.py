@@ -14,6 +14,19 @@ from mmengine.device import get_device
 ACCELERATORS = ('cuda', 'npu', 'mlu', 'musa')
 # Values a config may give for an autocast dtype.
 AMP_DTYPES = ('auto', 'float16', 'bfloat16', 'float32')
+#: What ``--amp`` means in tools/train.py, tools/test.py and tools/sweep.py.
+AMP_FLAG_HELP = (
+    'mixed precision on any device: fp16 autocast on a GPU (with dynamic '
+    'loss scaling when training); bf16 autocast on a CPU, fast where the CPU '
+    'has native bf16 (AVX512-BF16, AMX), emulated and slower than fp32 where '
+    'it has not. Without it the flower configs choose per device: fp16 on a '
+    'GPU, bf16 on a CPU with native bf16, fp32 elsewhere (docs/speed.md)')
+
+
+def amp_flag_dtype(device_type: Optional[str] = None) -> str:
+    """The autocast dtype ``--amp`` asks for on ``device_type`` (default:
+    MMEngine's :func:`get_device`): bfloat16 on a CPU, float16 elsewhere."""
+    return 'bfloat16' if (device_type or get_device()) == 'cpu' else 'float16'
 
 
 def cpu_has_native_bf16() -> bool:
@@ -91,9 +104,8 @@ def resolve_inference_dtype(fp16: Union[bool, str],
     if fp16 == 'auto':
         return resolve_amp_dtype('auto', device_type, key)
     if fp16 is True:
-        return resolve_amp_dtype(
-            'bfloat16' if device_type == 'cpu' else 'float16', device_type,
-            key)
+        return resolve_amp_dtype(amp_flag_dtype(device_type), device_type,
+                                 key)
     if fp16 is False:
         return None
     raise ValueError(f'{key}={fp16!r}: use True, False or "auto".')
