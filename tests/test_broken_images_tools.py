@@ -1,0 +1,63 @@
+"""Issue 14 end to end: tools/train.py on a hand-laid folder with a cut
+JPEG, an empty .jpg and a text file named .jpg."""
+import pytest
+from conftest import (REPO_ROOT, assert_user_error, checkpoints_under,
+                      config_path, make_flower_dataset, run_tool,
+                      tiny_cfg_options)
+from test_datasets.test_image_check import add_broken_files
+
+TRAIN = REPO_ROOT / 'tools' / 'train.py'
+SKIP = ('train_dataloader.dataset.on_broken=skip '
+        'val_dataloader.dataset.on_broken=skip '
+        'test_dataloader.dataset.on_broken=skip')
+
+
+@pytest.fixture(scope='module')
+def broken_data_root(tmp_path_factory):
+    """4 good photos per class in train (20) plus the 3 broken files."""
+    root = make_flower_dataset(
+        tmp_path_factory.mktemp('data') / 'flower_dataset', 4, 1)
+    return root, add_broken_files(root / 'train')
+
+
+def train(cwd, data_root, ckpt, *extra):
+    """One epoch of the ResNet-18 config (the cheapest) on ``data_root``."""
+    return run_tool([
+        TRAIN,
+        config_path('resnet18_flowers.py'), '--work-dir', 'work',
+        '--cfg-options',
+        *tiny_cfg_options(data_root, ckpt, epochs=1), *extra
+    ],
+                    cwd=cwd,
+                    check=False)
+
+
+def test_default_run_stops_before_training_naming_all_three(
+        broken_data_root, resnet18_ckpt, tmp_path):
+    data_root, names = broken_data_root
+    proc = train(tmp_path, data_root, resnet18_ckpt)
+    line = assert_user_error(proc, *names, 'tools/prepare_flowers.py', SKIP)
+    assert line.startswith('error: 3 of 23 image files in ')
+    assert '[1][' not in proc.stdout  # not one iteration
+    assert checkpoints_under(tmp_path) == []
+    listed = (tmp_path / 'work' / 'broken_images_train.txt').read_text()
+    assert all(name in listed for name in names)
+
+
+def test_skip_run_trains_on_the_rest_and_warns_once(broken_data_root,
+                                                    resnet18_ckpt, tmp_path):
+    data_root, names = broken_data_root
+    proc = train(tmp_path, data_root, resnet18_ckpt, *SKIP.split())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = next((tmp_path / 'work').glob('*/*.log')).read_text()
+    warnings = [line for line in log.splitlines() if 'Leaving out' in line]
+    assert len(warnings) == 1, warnings
+    assert all(name in warnings[0] for name in names)
+    assert 'per class: daisy 1, rose 1, tulip 1' in warnings[0]
+    assert '20 of 23 images remain' in warnings[0]
+    # 20 samples in batches of 5: 4 iterations, not the 5 of 23 samples.
+    assert 'Epoch(train) [1][4/4]' in log
+    assert checkpoints_under(tmp_path / 'work')
+
+
+
