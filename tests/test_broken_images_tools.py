@@ -61,3 +61,28 @@ def test_skip_run_trains_on_the_rest_and_warns_once(broken_data_root,
 
 
 
+
+
+def test_export_without_the_dataset_asks_for_check_images(
+        resnet18_ckpt, tmp_path):
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'export.py',
+        config_path('resnet18_flowers.py'), resnet18_ckpt, '--format',
+        'onnx', '--out', tmp_path / 'export', '--cfg-options',
+        f'test_dataloader.dataset.data_root={tmp_path / "no_data"}'
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(proc, '--check-images PHOTO_OR_FOLDER',
+                      f'"{tmp_path / "no_data"}" does not exist')
+    assert not (tmp_path / 'export').exists()
+
+
+def test_preparation_errors_end_in_one_error_line():
+    """`train_dataloader.dataset.prepare=True` offline ends this way."""
+    from flower_mm.datasets.preparation import PreparationError
+    from flower_mm.utils import exit_on_user_error
+    with pytest.raises(SystemExit) as exc:
+        with exit_on_user_error():
+            raise PreparationError('could not download URL: offline')
+    assert exc.value.code == 'error: could not download URL: offline'
