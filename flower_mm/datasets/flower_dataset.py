@@ -127,7 +127,7 @@ class FlowerDataset(CustomDataset):
             f'{folder} checked in {check.seconds:.1f} s: {check.num_decoded} '
             f'decoded, {check.num_cached} known from the cache, '
             f'{check.num_trusted} verified by tools/prepare_flowers.py '
-            f'(cache: {check.cache_file})',
+            f'(cache: {check.cache_file or "none"})',
             logger='current')
         if not check.broken:
             return data_list

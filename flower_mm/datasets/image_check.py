@@ -148,9 +148,10 @@ def find_broken_images(paths: Iterable[str],
                 if reason:
                     result.broken[path] = reason
         result.num_decoded = len(to_decode)
-    if entries != cached:
+        # Only what was decoded is worth a write: a prepared split leaves
+        # its folder as tools/prepare_flowers.py wrote it.
         result.cache_file = _write_cache(cache_file, folder, entries)
-    else:
+    elif osp.isfile(cache_file):
         result.cache_file = cache_file
     result.seconds = time.perf_counter() - start
     return result

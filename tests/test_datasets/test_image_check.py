@@ -98,11 +98,11 @@ def test_a_prepared_split_is_trusted_until_a_file_changes(data_root):
     os.utime(data_root / 'manifest.json', (later, later))
     result = find_broken_images(images_of(train), str(train))
     assert (result.num_trusted, result.num_decoded) == (10, 0)
+    assert result.cache_file is None  # the split stays as it was written
 
     victim = train / 'daisy' / 'daisy_001.jpg'
     victim.write_bytes(b'')
     os.utime(victim, (later + 5, later + 5))
-    (train / CACHE_NAME).unlink()
     result = find_broken_images(images_of(train), str(train))
     assert (result.num_trusted, result.num_decoded) == (9, 1)
     assert result.broken == {str(victim): 'empty file (0 bytes)'}
@@ -164,3 +164,11 @@ def test_benchmark_measures_first_and_cached_checks(tmp_path):
     assert result['photos'] == 6 and result['workers'] == 2
     assert result['first_check_s'] > 0 and result['cached_check_s'] >= 0
     assert (tmp_path / 'train' / CACHE_NAME).is_file()
+
+
+def test_system_files_in_class_folders_are_not_images(data_root):
+    """.DS_Store and Thumbs.db are not checked, listed or reported."""
+    (data_root / 'train' / 'rose' / '.DS_Store').write_bytes(b'\0\0\0\1Bud1')
+    (data_root / 'train' / 'tulip' / 'Thumbs.db').write_bytes(b'\xd0\xcf')
+    dataset = FlowerDataset(data_root=str(data_root), data_prefix='train')
+    assert len(dataset) == 10 and dataset.skipped_broken == {}
