@@ -1,5 +1,7 @@
 """Issue 14 end to end: tools/train.py on a hand-laid folder with a cut
 JPEG, an empty .jpg and a text file named .jpg."""
+import shutil
+
 import pytest
 from conftest import (REPO_ROOT, assert_user_error, checkpoints_under,
                       config_path, make_flower_dataset, run_tool,
@@ -20,15 +22,15 @@ def broken_data_root(tmp_path_factory):
     return root, add_broken_files(root / 'train')
 
 
-def train(cwd, data_root, ckpt, *extra):
+def train(cwd, data_root, ckpt, *extra, config=None):
     """One epoch of the ResNet-18 config (the cheapest) on ``data_root``."""
     return run_tool([
-        TRAIN,
-        config_path('resnet18_flowers.py'), '--work-dir', 'work',
-        '--cfg-options',
+        TRAIN, config or config_path('resnet18_flowers.py'), '--work-dir',
+        'work', '--cfg-options',
         *tiny_cfg_options(data_root, ckpt, epochs=1), *extra
     ],
                     cwd=cwd,
+                    env={'PYTHONPATH': str(REPO_ROOT / 'tests')},
                     check=False)
 
 
@@ -44,10 +46,22 @@ def test_default_run_stops_before_training_naming_all_three(
     assert all(name in listed for name in names)
 
 
-def test_skip_run_trains_on_the_rest_and_warns_once(broken_data_root,
+def test_skip_run_trains_on_the_rest_warns_once_and_redraws(broken_data_root,
                                                     resnet18_ckpt, tmp_path):
-    data_root, names = broken_data_root
-    proc = train(tmp_path, data_root, resnet18_ckpt, *SKIP.split())
+    """... and a photo deleted after the check is re-drawn and reported."""
+    data_root = tmp_path / 'flower_dataset'
+    shutil.copytree(broken_data_root[0], data_root)
+    names = broken_data_root[1]
+    deleted = data_root / 'train' / 'sunflower' / 'sunflower_002.jpg'
+    config = tmp_path / 'delete_a_photo.py'
+    config.write_text(
+        f'_base_ = [{config_path("resnet18_flowers.py")!r}]\n'
+        "custom_imports = dict(imports=['flower_mm', "
+        "'broken_image_test_hooks'], allow_failed_imports=False)\n"
+        f'default_hooks = dict(delete=dict(type="DeletePhotoHook", '
+        f'path={str(deleted)!r}))\n')
+    proc = train(tmp_path, data_root, resnet18_ckpt, *SKIP.split(),
+                 config=str(config))
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = next((tmp_path / 'work').glob('*/*.log')).read_text()
     warnings = [line for line in log.splitlines() if 'Leaving out' in line]
@@ -57,6 +71,9 @@ def test_skip_run_trains_on_the_rest_and_warns_once(broken_data_root,
     assert '20 of 23 images remain' in warnings[0]
     # 20 samples in batches of 5: 4 iterations, not the 5 of 23 samples.
     assert 'Epoch(train) [1][4/4]' in log
+    redrawn = [line for line in log.splitlines() if 're-drew' in line]
+    assert len(redrawn) == 1 and 'Epoch(train) [1]: ' in redrawn[0]
+    assert str(deleted) in redrawn[0]
     assert checkpoints_under(tmp_path / 'work')
 
 

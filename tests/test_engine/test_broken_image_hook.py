@@ -49,9 +49,9 @@ def test_file_deleted_mid_run_is_redrawn_and_counted(tmp_path, logged):
     hook.after_train_iter(runner, 0, batch)
     hook.after_train_epoch(runner)
     assert logged == [
-        f'Epoch(train) [1]: 1 samples were re-drawn because their image file '
-        f'broke during the run: {gone}. Delete or replace them before the '
-        'next run.'
+        f'Epoch(train) [1]: re-drew 1 sample(s) whose image file broke '
+        f'during the run: {gone}. Delete or replace them before the next '
+        'run.'
     ]
     assert runner.message_hub.get_info('broken_images_redrawn') == 1
     hook.after_train_epoch(runner)  # a clean epoch says nothing
@@ -79,6 +79,6 @@ def test_skipped_val_files_are_named_after_the_metrics(tmp_path, logged):
     runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=dataset))
     BrokenImageHook().after_test_epoch(runner, {'accuracy/top1': 100.0})
     assert logged == [
-        'Epoch(test): the metrics cover 10 of 11 images; 1 image files that '
-        'cannot be decoded were left out (on_broken=skip): empty.jpg.'
+        'Epoch(test): the metrics cover 10 of 11 images; left out as they '
+        'cannot be decoded (on_broken=skip): empty.jpg.'
     ]

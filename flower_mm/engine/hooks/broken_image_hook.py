@@ -46,9 +46,9 @@ class BrokenImageHook(Hook):
         if redrawn:
             names = ', '.join(sorted(set(redrawn)))
             print_log(
-                f'Epoch(train) [{runner.epoch + 1}]: {len(redrawn)} samples '
-                'were re-drawn because their image file broke during the '
-                f'run: {names}. Delete or replace them before the next run.',
+                f'Epoch(train) [{runner.epoch + 1}]: re-drew {len(redrawn)} '
+                'sample(s) whose image file broke during the run: '
+                f'{names}. Delete or replace them before the next run.',
                 logger='current',
                 level=logging.WARNING)
 
@@ -66,8 +66,7 @@ class BrokenImageHook(Hook):
         names = ', '.join(osp.basename(p) for p in sorted(skipped))
         print_log(
             f'Epoch({mode}): the metrics cover {len(dataset)} of '
-            f'{len(dataset) + len(skipped)} images; {len(skipped)} image '
-            f'files that cannot be decoded were left out (on_broken=skip): '
-            f'{names}.',
+            f'{len(dataset) + len(skipped)} images; left out as they cannot '
+            f'be decoded (on_broken=skip): {names}.',
             logger='current',
             level=logging.WARNING)
