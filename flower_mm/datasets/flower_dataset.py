@@ -149,7 +149,7 @@ class FlowerDataset(CustomDataset):
                 'make a verified split of your photos, which leaves such '
                 'files out and lists them: `python tools/prepare_flowers.py '
                 'DIR --out NEW_DATA_ROOT` (DIR holding one folder per class); '
-                'or train without them: `--cfg-options '
+                'or leave them out: `--cfg-options '
                 f'{SKIP_BROKEN_OPTIONS}`.')
         kept = [d for d in data_list if d['img_path'] not in check.broken]
         if not kept:
@@ -160,7 +160,7 @@ class FlowerDataset(CustomDataset):
             self.CLASSES[d['gt_label']] for d in data_list
             if d['img_path'] in check.broken and d.get('gt_label', -1) >= 0)
         print_log(
-            f'Leaving out {len(broken)} image files in {folder} that cannot '
+            f'Leaving out {len(broken)} image file(s) in {folder} that cannot '
             'be decoded (on_broken=skip; per class: ' +
             ', '.join(f'{c} {n}' for c, n in sorted(per_class.items())) +
             f'): {listed}. {len(kept)} of {len(data_list)} images remain.',
