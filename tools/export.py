@@ -19,6 +19,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config, DictAction  # noqa: E402
 
 from flower_mm.apis import collect_image_inputs  # noqa: E402
+from flower_mm.datasets import FlowerDataError  # noqa: E402
 from flower_mm.deployment import (  # noqa: E402
     DEFAULT_TOLERANCE, EXPORT_FORMATS, ExportParityError, export_classifier)
 from flower_mm.utils import exit_on_user_error, merge_cfg_options  # noqa: E402
@@ -97,6 +98,13 @@ def main() -> int:
     except ExportParityError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
+    except FlowerDataError as err:
+        if check_paths:
+            raise
+        sys.exit('error: the export is checked on images of the config\'s '
+                 'test dataset, which cannot be read; pass images to check '
+                 'it on instead: --check-images PHOTO_OR_FOLDER... '
+                 f'({err})')
     for meta in exported:
         file = osp.join(out_dir, meta['file'])
         parity = meta['parity']

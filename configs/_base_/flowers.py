@@ -14,7 +14,9 @@ data_root = 'data/flower_dataset'
 data_preprocessor = dict(num_classes=5)  # ImageNet mean/std, BGR->RGB
 
 train_pipeline = [
-    dict(type='RobustLoadImageFromFile'),
+    # A photo that breaks during a run is skipped for another sample and
+    # counted in the epoch's log (BrokenImageHook); test raises instead.
+    dict(type='RobustLoadImageFromFile', ignore_empty=True),
     dict(type='RandomResizedCrop', scale=224),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='RandomFlip', prob=0.5, direction='vertical'),
@@ -143,6 +145,7 @@ custom_hooks = [
     dict(type='ConfigCheckHook'),
     dict(type='PretrainedWeightsCheckHook'),
     dict(type='ClassificationReportHook'),
+    dict(type='BrokenImageHook'),
 ]
 randomness = dict(seed=0, deterministic=False)
 # MMEngine's Runner that also runs data-parallel without GPUs, with gloo

@@ -4,7 +4,12 @@ from ..utils.lazy import lazy_exports
 # without torch (tools/prepare_flowers.py).
 _MODULES = {
     'categories': ['FLOWER_CLASSES', 'IMG_EXTENSIONS'],
-    'flower_dataset': ['FlowerDataError', 'FlowerDataset'],
+    'flower_dataset': [
+        'ON_BROKEN', 'BrokenImagesError', 'FlowerDataError', 'FlowerDataset'
+    ],
+    'image_check': [
+        'ImageCheckResult', 'check_image_file', 'find_broken_images'
+    ],
 }
 __all__ = sorted(n for names in _MODULES.values() for n in names)
 __getattr__ = lazy_exports(__name__, _MODULES)

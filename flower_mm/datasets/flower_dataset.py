@@ -1,14 +1,18 @@
 """The 5-class flower dataset, as ImageNet-style class folders or a list."""
+import logging
 import os
 import os.path as osp
-from typing import List, Optional
+from collections import Counter
+from typing import Dict, List, Optional
 
 from mmengine.fileio import list_from_file
+from mmengine.logging import MMLogger, print_log
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
 from ..utils.user_errors import FlowerUserError
 from .categories import FLOWER_CLASSES
+from .image_check import find_broken_images
 from .preparation import prepare_flowers
 
 HOW_TO_GET_DATA = (
@@ -20,8 +24,21 @@ HOW_TO_GET_DATA = (
     'which does the same on first use.')
 
 
+#: What FlowerDataset does with image files that cannot be decoded.
+ON_BROKEN = ('error', 'skip')
+SKIP_BROKEN_OPTIONS = ' '.join(
+    f'{loader}.dataset.on_broken=skip'
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'))
+# Broken files named in a message; the rest are in the list file.
+_MAX_LISTED = 10
+
+
 class FlowerDataError(FlowerUserError, RuntimeError):
     """The flower data on disk is missing or not laid out as expected."""
+
+
+class BrokenImagesError(FlowerDataError):
+    """Image files of a split cannot be decoded."""
 
 
 @DATASETS.register_module()
@@ -41,7 +58,17 @@ class FlowerDataset(CustomDataset):
         prepare_source (str, optional): URL, archive or folder to prepare
             from. Defaults to the TensorFlow ``flower_photos.tgz`` URL (an
             existing split in ``data_root`` is then kept as it is).
+        on_broken (str): What to do with image files that cannot be decoded,
+            found at build time (:func:`find_broken_images`, cached):
+            ``'error'`` stops with a list of them, ``'skip'`` leaves them
+            out with one warning. Defaults to ``'error'``.
         **kwargs: Passed to :class:`CustomDataset`.
+
+    In training, a file that breaks after the check (deleted, replaced) is
+    re-drawn as MMEngine re-draws any sample whose pipeline returns None
+    (``RobustLoadImageFromFile(ignore_empty=True)``); the replacement
+    sample carries ``redrawn_for`` in its metainfo, which
+    ``BrokenImageHook`` counts into the epoch's log.
     """
 
     METAINFO = {'classes': FLOWER_CLASSES}
@@ -52,7 +79,16 @@ class FlowerDataset(CustomDataset):
                  ann_file: str = '',
                  prepare: bool = False,
                  prepare_source: Optional[str] = None,
+                 on_broken: str = 'error',
                  **kwargs):
+        if on_broken not in ON_BROKEN:
+            raise FlowerDataError(
+                f'on_broken="{on_broken}" is not one of {", ".join(ON_BROKEN)}'
+            )
+        self.on_broken = on_broken
+        #: ``{path: reason}`` of the files left out with on_broken='skip'.
+        self.skipped_broken: Dict[str, str] = {}
+        self._redrawn_for: List[str] = []
         if prepare:
             self._prepare(data_root, prepare_source)
         super().__init__(
@@ -81,7 +117,91 @@ class FlowerDataset(CustomDataset):
             raise FlowerDataError(
                 f'The split "{self.ann_file or self.img_prefix}" is empty: '
                 f'it lists no images. ' + HOW_TO_GET_DATA)
-        return data_list
+        return self._leave_out_or_refuse_broken(data_list)
+
+    def _leave_out_or_refuse_broken(self, data_list: List[dict]) -> List[dict]:
+        folder = self.img_prefix or self.data_root or '.'
+        check = find_broken_images((d['img_path'] for d in data_list),
+                                   folder)
+        print_log(
+            f'{type(self).__name__}: {check.num_files} image files in '
+            f'{folder} checked in {check.seconds:.1f} s: {check.num_decoded} '
+            f'decoded, {check.num_cached} known from the cache, '
+            f'{check.num_trusted} verified by tools/prepare_flowers.py '
+            f'(cache: {check.cache_file or "none"})',
+            logger='current')
+        if not check.broken:
+            return data_list
+        broken = {
+            osp.relpath(path, folder): reason
+            for path, reason in sorted(check.broken.items())
+        }
+        list_file = self._write_broken_list(folder, broken)
+        listed = '; '.join(f'{path} ({reason})'
+                           for path, reason in list(broken.items())
+                           [:_MAX_LISTED])
+        if len(broken) > _MAX_LISTED:
+            listed += f'; and {len(broken) - _MAX_LISTED} more'
+        listed += f' (full list: {list_file})'
+        if self.on_broken == 'error':
+            raise BrokenImagesError(
+                f'{len(broken)} of {len(data_list)} image files in {folder} '
+                f'cannot be decoded: {listed}. Delete or replace them; or '
+                'make a verified split of your photos, which leaves such '
+                'files out and lists them: `python tools/prepare_flowers.py '
+                'DIR --out NEW_DATA_ROOT` (DIR holding one folder per class); '
+                'or leave them out: `--cfg-options '
+                f'{SKIP_BROKEN_OPTIONS}`.')
+        kept = [d for d in data_list if d['img_path'] not in check.broken]
+        if not kept:
+            raise BrokenImagesError(
+                f'None of the {len(data_list)} image files in {folder} can '
+                f'be decoded: {listed}. ' + HOW_TO_GET_DATA)
+        per_class = Counter(
+            self.CLASSES[d['gt_label']] for d in data_list
+            if d['img_path'] in check.broken and d.get('gt_label', -1) >= 0)
+        print_log(
+            f'Leaving out {len(broken)} image file(s) in {folder} that cannot '
+            'be decoded (on_broken=skip; per class: ' +
+            ', '.join(f'{c} {n}' for c, n in sorted(per_class.items())) +
+            f'): {listed}. {len(kept)} of {len(data_list)} images remain.',
+            logger='current',
+            level=logging.WARNING)
+        self.skipped_broken = dict(check.broken)
+        return kept
+
+    def _write_broken_list(self, folder: str, broken: Dict[str,
+                                                            str]) -> str:
+        """Write the full list into the run's work dir, else beside the
+        data; return where."""
+        name = f'broken_images_{osp.basename(osp.normpath(folder))}.txt'
+        lines = [f'# image files in {folder} that cannot be decoded']
+        lines += [f'{path}\t{reason}' for path, reason in broken.items()]
+        for out_dir in (_runner_work_dir(), self.data_root or folder):
+            if not out_dir:
+                continue
+            path = osp.join(out_dir, name)
+            try:
+                with open(path, 'w', encoding='utf-8') as f:
+                    f.write('\n'.join(lines) + '\n')
+                return path
+            except OSError:
+                continue
+        return '(not written: neither the work dir nor the data is writable)'
+
+    def prepare_data(self, idx: int):
+        data = super().prepare_data(idx)
+        if self.test_mode:
+            return data
+        if data is None:
+            # The loader gave up on a file that broke after the check;
+            # BaseDataset draws another sample, which will say so.
+            self._redrawn_for.append(self.get_data_info(idx)['img_path'])
+        elif self._redrawn_for and 'data_samples' in data:
+            data['data_samples'].set_metainfo(
+                {'redrawn_for': self._redrawn_for})
+            self._redrawn_for = []
+        return data
 
     def _check_class_folders(self) -> None:
         split_dir = self.img_prefix
@@ -141,6 +261,15 @@ class FlowerDataset(CustomDataset):
                     f'{self.ann_file}, line {line_no}: expected '
                     f'"<image path> <label 0..{num_classes - 1}>", got '
                     f'"{line.strip()}".')
+
+
+def _runner_work_dir() -> Optional[str]:
+    """The current Runner's work dir: its log file is
+    ``<work_dir>/<timestamp>/<timestamp>.log``. None outside a Runner."""
+    for handler in MMLogger.get_current_instance().handlers:
+        if isinstance(handler, logging.FileHandler):
+            return osp.dirname(osp.dirname(handler.baseFilename))
+    return None
 
 
 def _list_files(path: str) -> List[str]:

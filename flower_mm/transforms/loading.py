@@ -1,10 +1,13 @@
 """Image loading that turns whatever a photo file holds into 3-channel BGR."""
 import io
+import logging
+from typing import Optional
 
 import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine.fileio import get as read_bytes
+from mmengine.logging import print_log
 from PIL import Image, ImageOps
 from mmpretrain.registry import TRANSFORMS
 
@@ -23,6 +26,12 @@ class RobustLoadImageFromFile(LoadImageFromFile):
     raises :class:`ImageDecodeError` naming it, instead of mmcv's bare
     ``None`` or a crash later in the pipeline.
 
+    With mmcv's ``ignore_empty=True`` (the flower training pipeline), a
+    missing or undecodable file returns None instead, with a warning naming
+    it, so MMEngine's dataset draws another sample: a photo deleted or
+    replaced during a run does not stop training. Evaluation keeps raising,
+    since a dropped sample would change the accuracy's denominator.
+
     Results that already hold a decoded ``img`` and no ``img_path`` pass
     through: MMPretrain's ``ImageClassificationInferencer`` decodes images
     itself and only strips transforms named ``LoadImageFromFile``.
@@ -31,7 +40,7 @@ class RobustLoadImageFromFile(LoadImageFromFile):
     ``img_shape``, ``ori_shape``.
     """
 
-    def transform(self, results: dict) -> dict:
+    def transform(self, results: dict) -> Optional[dict]:
         if 'img_path' not in results and results.get('img') is not None:
             img = results['img']
             results.setdefault('img_shape', img.shape[:2])
@@ -39,18 +48,30 @@ class RobustLoadImageFromFile(LoadImageFromFile):
             return results
         path = results['img_path']
         try:
-            data = read_bytes(path, backend_args=self.backend_args)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f'Image file "{path}" does not exist: {err}. Re-run the data '
-                'preparation or remove it from the annotation file.') from err
-        img = decode_to_bgr(data, path)
+            img = self._read(path)
+        except (FileNotFoundError, ImageDecodeError) as err:
+            if not self.ignore_empty:
+                raise
+            print_log(
+                f'{err} Skipped it for another sample (ignore_empty=True).',
+                logger='current',
+                level=logging.WARNING)
+            return None
         if self.to_float32:
             img = img.astype(np.float32)
         results['img'] = img
         results['img_shape'] = img.shape[:2]
         results['ori_shape'] = img.shape[:2]
         return results
+
+    def _read(self, path: str) -> np.ndarray:
+        try:
+            data = read_bytes(path, backend_args=self.backend_args)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f'Image file "{path}" does not exist: {err}. Re-run the data '
+                'preparation or remove it from the annotation file.') from err
+        return decode_to_bgr(data, path)
 
 
 def decode_to_bgr(data: bytes, path: str = '<bytes>') -> np.ndarray:

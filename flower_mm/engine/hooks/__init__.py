@@ -1,6 +1,7 @@
 from .atomic_checkpoint_hook import (AtomicCheckpointHook,
                                      check_checkpoint_complete,
                                      find_last_complete_checkpoint)
+from .broken_image_hook import BrokenImageHook
 from .channels_last_hook import (ChannelsLastHook, channels_last_enabled,
                                  to_channels_last)
 from .classification_report_hook import ClassificationReportHook
@@ -16,7 +17,7 @@ from .resumable_randomness_hook import (ResumableRandomnessHook,
 
 __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
-    'find_last_complete_checkpoint', 'ChannelsLastHook',
+    'find_last_complete_checkpoint', 'BrokenImageHook', 'ChannelsLastHook',
     'channels_last_enabled', 'to_channels_last',
     'ClassificationReportHook', 'ConfigCheckHook', 'check_batches',
     'check_num_classes', 'MallocTuningHook', 'PretrainedWeightsCheckHook',

@@ -1,0 +1,219 @@
+"""Find the image files that cannot be decoded, cheaply, and remember it.
+
+:func:`find_broken_images` runs before training, so a broken photo stops a
+run (or is left out) before the first iteration instead of killing a data
+worker mid-epoch. It stays cheap on large folders:
+
+- each file gets a full read and a reduced decode: JPEGs are decoded at
+  1/8 scale (libjpeg's DCT scaling still walks every byte, so a truncated
+  or garbled file fails, at about half the cost of a full decode), other
+  formats fully; threads, since Pillow decodes without the GIL;
+- what was verified is remembered in a cache file keyed by each file's
+  path, size and modification time (beside the data when writable, else
+  in ``$XDG_CACHE_HOME/flower_mm``), so a checked folder is never decoded
+  again and a changed file is;
+- a split written by ``tools/prepare_flowers.py`` is already verified: the
+  files its list names that are not newer than its ``manifest.json`` are
+  trusted without decoding.
+"""
+import hashlib
+import io
+import json
+import os
+import os.path as osp
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Dict, Iterable, Optional, Set
+
+from PIL import Image, UnidentifiedImageError
+
+__all__ = [
+    'CACHE_NAME', 'ImageCheckResult', 'check_image_file', 'default_workers',
+    'find_broken_images'
+]
+
+#: The cache file written into the checked folder (hidden, not an image).
+CACHE_NAME = '.flower_mm_image_check.json'
+_CACHE_VERSION = 1
+# Written by tools/prepare_flowers.py last, after every image of the split.
+_MANIFEST = 'manifest.json'
+
+
+@dataclass
+class ImageCheckResult:
+    """What :func:`find_broken_images` found and how much work it took."""
+    #: ``{path: reason}`` for every file that cannot be decoded.
+    broken: Dict[str, str] = field(default_factory=dict)
+    num_files: int = 0
+    #: Files decoded now (the rest came from the cache or the manifest).
+    num_decoded: int = 0
+    num_cached: int = 0
+    num_trusted: int = 0
+    seconds: float = 0.0
+    cache_file: Optional[str] = None
+
+
+def check_image_file(path: str) -> Optional[str]:
+    """Why the image file at ``path`` cannot be decoded, or None if it can.
+
+    Strict about truncation (Pillow's default), unlike OpenCV, which fills
+    a cut JPEG with grey and only prints a warning.
+    """
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as err:
+        return f'cannot be read: {err.strerror or err}'
+    if not data:
+        return 'empty file (0 bytes)'
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format == 'JPEG':
+                img.draft('RGB', (max(1, img.width // 8),
+                                  max(1, img.height // 8)))
+            img.load()
+    except UnidentifiedImageError:
+        # The loader tries OpenCV first, which reads a few formats Pillow
+        # does not (some TIFF and PxM variants).
+        if _opencv_decodes(data):
+            return None
+        return (f'not an image ({len(data)} bytes starting with '
+                f'{data[:8]!r})')
+    except Exception as err:  # Pillow raises OSError, ValueError, ...
+        if 'truncated' in str(err):
+            return f'truncated: the image data ends after {len(data)} bytes'
+        return f'corrupt image data: {err}'
+    return None
+
+
+def _opencv_decodes(data: bytes) -> bool:
+    import cv2
+    import numpy as np
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return img is not None and img.size > 0
+
+
+def default_workers() -> int:
+    """Threads for checking: the cores this process may use, up to 8."""
+    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+             else os.cpu_count()) or 1
+    return max(1, min(8, cores))
+
+
+def find_broken_images(paths: Iterable[str],
+                       folder: str,
+                       workers: Optional[int] = None) -> ImageCheckResult:
+    """Check every file in ``paths``, all under ``folder``; see the module.
+
+    ``folder`` names the cache (``folder/.flower_mm_image_check.json``) and
+    may be a split made by ``tools/prepare_flowers.py``, whose manifest is
+    then trusted.
+    """
+    start = time.perf_counter()
+    folder = osp.abspath(folder)
+    paths = list(paths)
+    cache_file = _cache_file_for(folder)
+    cached = _read_cache(cache_file)
+    trusted_before = _prepared_split(folder)
+    result = ImageCheckResult(num_files=len(paths))
+    entries, to_decode = {}, []
+    for path in paths:
+        key = osp.relpath(osp.abspath(path), folder)
+        try:
+            st = os.stat(path)
+        except OSError as err:
+            result.broken[path] = f'cannot be read: {err.strerror or err}'
+            continue
+        stamp = [st.st_size, st.st_mtime_ns]
+        hit = cached.get(key)
+        if hit is not None and hit[:2] == stamp:
+            result.num_cached += 1
+            reason = hit[2]
+        elif key in trusted_before and st.st_mtime_ns <= trusted_before[key]:
+            result.num_trusted += 1
+            reason = None
+        else:
+            to_decode.append((path, key, stamp))
+            continue
+        entries[key] = stamp + [reason]
+        if reason:
+            result.broken[path] = reason
+    if to_decode:
+        with ThreadPoolExecutor(workers or default_workers()) as pool:
+            reasons = pool.map(check_image_file, [p for p, _, _ in to_decode])
+            for (path, key, stamp), reason in zip(to_decode, reasons):
+                entries[key] = stamp + [reason]
+                if reason:
+                    result.broken[path] = reason
+        result.num_decoded = len(to_decode)
+        # Only what was decoded is worth a write: a prepared split leaves
+        # its folder as tools/prepare_flowers.py wrote it.
+        result.cache_file = _write_cache(cache_file, folder, entries)
+    elif osp.isfile(cache_file):
+        result.cache_file = cache_file
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _cache_file_for(folder: str) -> str:
+    if os.access(folder, os.W_OK):
+        return osp.join(folder, CACHE_NAME)
+    # Read-only data (a shared mount): one cache per folder in the user's.
+    cache_home = os.environ.get('XDG_CACHE_HOME') or osp.expanduser(
+        '~/.cache')
+    digest = hashlib.sha256(folder.encode()).hexdigest()[:16]
+    return osp.join(cache_home, 'flower_mm', 'image_check',
+                    f'{osp.basename(folder)}-{digest}.json')
+
+
+def _read_cache(cache_file: str) -> Dict[str, list]:
+    try:
+        with open(cache_file, encoding='utf-8') as f:
+            cache = json.load(f)
+        if cache.get('version') == _CACHE_VERSION:
+            return dict(cache['files'])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass  # no cache yet, or an unreadable one: check everything again
+    return {}
+
+
+def _write_cache(cache_file: str, folder: str,
+                 entries: Dict[str, list]) -> Optional[str]:
+    """Write atomically (data workers and ranks may race); None if not
+    writable, which only costs a re-check next time."""
+    try:
+        os.makedirs(osp.dirname(cache_file), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix='.image_check-', dir=osp.dirname(cache_file))
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from others
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            json.dump({
+                'version': _CACHE_VERSION,
+                'folder': folder,
+                'files': entries
+            }, f)
+        os.replace(tmp, cache_file)
+    except OSError:
+        return None
+    return cache_file
+
+
+def _prepared_split(folder: str) -> Dict[str, int]:
+    """``{path relative to folder: manifest mtime}`` for the images that
+    ``tools/prepare_flowers.py`` verified, when ``folder`` is one of its
+    splits (``<out>/train`` listed in ``<out>/train.txt``)."""
+    out_dir, split = osp.split(folder)
+    manifest = osp.join(out_dir, _MANIFEST)
+    listing = osp.join(out_dir, f'{split}.txt')
+    try:
+        verified_until = os.stat(manifest).st_mtime_ns
+        with open(listing, encoding='utf-8') as f:
+            names: Set[str] = {
+                osp.normpath(line.rstrip('\n').rsplit(' ', 1)[0])
+                for line in f if line.strip()
+            }
+    except OSError:
+        return {}
+    return {name: verified_until for name in names}

@@ -1,0 +1,174 @@
+"""The image check before training: reasons, the cache, the manifest."""
+import os
+import time
+
+import cv2
+import pytest
+from conftest import make_flower_dataset, make_flower_image
+from numpy.random import default_rng
+
+from flower_mm.datasets import (BrokenImagesError, FlowerDataset,
+                                check_image_file, find_broken_images)
+from flower_mm.datasets.image_check import CACHE_NAME
+
+
+def add_broken_files(split_dir):
+    """The three broken files of issue 14, in three classes."""
+    good = (split_dir / 'daisy' / 'daisy_000.jpg').read_bytes()
+    (split_dir / 'rose' / 'cut.jpg').write_bytes(good[:len(good) // 3])
+    (split_dir / 'tulip' / 'empty.jpg').write_bytes(b'')
+    (split_dir / 'daisy' / 'notes.jpg').write_text('a text file, not a photo')
+    return ['rose/cut.jpg', 'tulip/empty.jpg', 'daisy/notes.jpg']
+
+
+@pytest.fixture
+def data_root(tmp_path):
+    return make_flower_dataset(tmp_path / 'flower_dataset', 2, 1)
+
+
+def test_each_kind_of_broken_file_gets_its_reason(data_root, tmp_path):
+    add_broken_files(data_root / 'train')
+    train = data_root / 'train'
+    assert check_image_file(str(train / 'daisy' / 'daisy_000.jpg')) is None
+    png = tmp_path / 'ok.png'
+    cv2.imwrite(str(png), make_flower_image(0, default_rng(0)))
+    assert check_image_file(str(png)) is None
+    assert check_image_file(str(train / 'rose' / 'cut.jpg')).startswith(
+        'truncated')
+    assert check_image_file(str(train / 'tulip' / 'empty.jpg')) == \
+        'empty file (0 bytes)'
+    assert check_image_file(str(train / 'daisy' / 'notes.jpg')).startswith(
+        "not an image (24 bytes starting with b'a text f'")
+    assert 'cannot be read' in check_image_file(str(tmp_path / 'gone.jpg'))
+
+
+def images_of(split_dir):
+    return sorted(str(p) for p in split_dir.rglob('*.jpg'))
+
+
+def test_cache_skips_checked_files_and_rechecks_changed_ones(data_root):
+    train = data_root / 'train'
+    first = find_broken_images(images_of(train), str(train), workers=2)
+    assert (first.num_files, first.num_decoded, first.num_cached) == (10, 10,
+                                                                      0)
+    assert first.broken == {}
+    assert first.cache_file == str(train / CACHE_NAME)
+
+    again = find_broken_images(images_of(train), str(train))
+    assert (again.num_decoded, again.num_cached) == (0, 10)
+
+    # Replaced by a cut copy: same name, new size and time -> decoded again.
+    victim = train / 'rose' / 'rose_001.jpg'
+    data = victim.read_bytes()
+    victim.write_bytes(data[:len(data) // 3])
+    changed = find_broken_images(images_of(train), str(train))
+    assert (changed.num_decoded, changed.num_cached) == (1, 9)
+    assert list(changed.broken) == [str(victim)]
+    assert changed.broken[str(victim)].startswith('truncated')
+
+    # The broken verdict is cached too, until the file is fixed.
+    assert find_broken_images(images_of(train),
+                              str(train)).broken == changed.broken
+    victim.write_bytes(data)
+    fixed = find_broken_images(images_of(train), str(train))
+    assert (fixed.num_decoded, fixed.broken) == (1, {})
+
+
+def test_same_size_rewrite_is_caught_by_its_modification_time(data_root):
+    train = data_root / 'train'
+    find_broken_images(images_of(train), str(train))
+    victim = train / 'tulip' / 'tulip_000.jpg'
+    size = victim.stat().st_size
+    victim.write_bytes(b'\0' * size)
+    stat = victim.stat()
+    os.utime(victim, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    result = find_broken_images(images_of(train), str(train))
+    assert result.num_decoded == 1 and str(victim) in result.broken
+
+
+def test_a_prepared_split_is_trusted_until_a_file_changes(data_root):
+    """tools/prepare_flowers.py verified every image it lists before it
+    wrote manifest.json; files not newer than the manifest are trusted."""
+    train = data_root / 'train'
+    names = sorted(p.relative_to(train).as_posix()
+                   for p in train.rglob('*.jpg'))
+    (data_root / 'train.txt').write_text(''.join(f'{n} 0\n' for n in names))
+    (data_root / 'manifest.json').write_text('{}')
+    later = time.time() + 5
+    os.utime(data_root / 'manifest.json', (later, later))
+    result = find_broken_images(images_of(train), str(train))
+    assert (result.num_trusted, result.num_decoded) == (10, 0)
+    assert result.cache_file is None  # the split stays as it was written
+
+    victim = train / 'daisy' / 'daisy_001.jpg'
+    victim.write_bytes(b'')
+    os.utime(victim, (later + 5, later + 5))
+    result = find_broken_images(images_of(train), str(train))
+    assert (result.num_trusted, result.num_decoded) == (9, 1)
+    assert result.broken == {str(victim): 'empty file (0 bytes)'}
+
+
+def test_dataset_refuses_broken_files_with_one_message(data_root):
+    names = add_broken_files(data_root / 'train')
+    with pytest.raises(BrokenImagesError) as err:
+        FlowerDataset(data_root=str(data_root), data_prefix='train')
+    msg = str(err.value)
+    assert '\n' not in msg
+    assert msg.startswith('3 of 13 image files in ')
+    for name in names:
+        assert name in msg
+    assert 'tools/prepare_flowers.py' in msg
+    assert 'train_dataloader.dataset.on_broken=skip' in msg
+    listed = (data_root / 'broken_images_train.txt').read_text()
+    assert f'full list: {data_root / "broken_images_train.txt"}' in msg
+    assert sorted(line.split('\t')[0]
+                  for line in listed.splitlines()[1:]) == sorted(names)
+
+
+def test_long_lists_are_cut_after_ten(data_root):
+    for i in range(12):
+        (data_root / 'val' / 'rose' / f'empty_{i:02d}.jpg').write_bytes(b'')
+    with pytest.raises(BrokenImagesError, match='; and 2 more \\(full list'):
+        FlowerDataset(data_root=str(data_root), data_prefix='val')
+
+
+def test_skip_leaves_broken_files_out(data_root):
+    names = add_broken_files(data_root / 'train')
+    dataset = FlowerDataset(
+        data_root=str(data_root), data_prefix='train', on_broken='skip')
+    assert len(dataset) == 10
+    assert sorted(os.path.relpath(p, data_root / 'train')
+                  for p in dataset.skipped_broken) == sorted(names)
+    paths = [dataset.get_data_info(i)['img_path'] for i in range(10)]
+    assert not set(paths) & set(dataset.skipped_broken)
+
+
+def test_unknown_on_broken_value_is_an_error(data_root):
+    with pytest.raises(Exception, match='on_broken="ignore" is not one of'):
+        FlowerDataset(
+            data_root=str(data_root), data_prefix='train', on_broken='ignore')
+
+
+def test_benchmark_measures_first_and_cached_checks(tmp_path):
+    """benchmarks/check_images.py on a few photos (its figures are in
+    docs/robustness.md)."""
+    import importlib.util
+    from conftest import REPO_ROOT
+    spec = importlib.util.spec_from_file_location(
+        'flower_benchmark_check_images',
+        REPO_ROOT / 'benchmarks' / 'check_images.py')
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.write_photos(str(tmp_path), 6, 0)
+    result = bench.measure(str(tmp_path / 'train'), workers=2)
+    assert result['photos'] == 6 and result['workers'] == 2
+    assert result['first_check_s'] > 0 and result['cached_check_s'] >= 0
+    assert (tmp_path / 'train' / CACHE_NAME).is_file()
+
+
+def test_system_files_in_class_folders_are_not_images(data_root):
+    """.DS_Store and Thumbs.db are not checked, listed or reported."""
+    (data_root / 'train' / 'rose' / '.DS_Store').write_bytes(b'\0\0\0\1Bud1')
+    (data_root / 'train' / 'tulip' / 'Thumbs.db').write_bytes(b'\xd0\xcf')
+    dataset = FlowerDataset(data_root=str(data_root), data_prefix='train')
+    assert len(dataset) == 10 and dataset.skipped_broken == {}
