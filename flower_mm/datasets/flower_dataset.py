@@ -1,22 +1,22 @@
 """The 5-class flower dataset, as ImageNet-style class folders or a list."""
 import os
 import os.path as osp
-from typing import List, Optional
+from typing import List, Optional, Union
 
 from mmengine.fileio import list_from_file
 from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
+from .auto_prepare import prepare_on_first_use
 from .preparation import CLASSES as FLOWER_CLASSES
-from .preparation import prepare_flowers
 
 HOW_TO_GET_DATA = (
     'Lay the data out as <data_root>/train/<class>/*.jpg and '
     '<data_root>/val/<class>/*.jpg with the classes '
     f'{", ".join(FLOWER_CLASSES)}, or let flower-mm download and split it: '
     '`python tools/prepare_flowers.py` (see docs/data_preparation.md), or '
-    'train with `--cfg-options train_dataloader.dataset.prepare=True`, '
-    'which does the same on first use.')
+    'train with an empty or missing data root, which does the same on first '
+    'use.')
 
 
 class FlowerDataError(RuntimeError):
@@ -34,12 +34,14 @@ class FlowerDataset(CustomDataset):
     with a message that says what was found and what was expected.
 
     Args:
-        prepare (bool): Download, verify and split the public archive into
-            ``data_root`` on first use, as MMPretrain's CIFAR and MNIST
-            datasets download theirs. Defaults to False.
+        prepare (bool | str): ``'auto'`` downloads, verifies and splits the
+            public archive into ``data_root`` when it holds no split yet, as
+            MMPretrain's CIFAR and MNIST datasets download theirs; a split
+            made by hand or by ``tools/prepare_flowers.py`` is used as it
+            is. True also checks an existing split against
+            ``prepare_source``; False never prepares. Defaults to 'auto'.
         prepare_source (str, optional): URL, archive or folder to prepare
-            from. Defaults to the TensorFlow ``flower_photos.tgz`` URL (an
-            existing split in ``data_root`` is then kept as it is).
+            from. Defaults to the TensorFlow ``flower_photos.tgz`` URL.
         **kwargs: Passed to :class:`CustomDataset`.
     """
 
@@ -49,22 +51,15 @@ class FlowerDataset(CustomDataset):
                  data_root: str = '',
                  data_prefix='',
                  ann_file: str = '',
-                 prepare: bool = False,
+                 prepare: Union[bool, str] = 'auto',
                  prepare_source: Optional[str] = None,
                  **kwargs):
-        if prepare:
-            self._prepare(data_root, prepare_source)
+        prepare_on_first_use(data_root, prepare, prepare_source)
         super().__init__(
             data_root=data_root,
             data_prefix=data_prefix,
             ann_file=ann_file,
             **kwargs)
-
-    @staticmethod
-    def _prepare(data_root: str, source: Optional[str]) -> None:
-        # None keeps an existing split whatever it was made from, e.g. an
-        # archive the user downloaded by hand; a no-op once prepared.
-        prepare_flowers(source, out_dir=data_root)
 
     def load_data_list(self) -> List[dict]:
         if not osp.isdir(self.data_root or '.'):

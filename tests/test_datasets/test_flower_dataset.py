@@ -36,7 +36,9 @@ def test_reads_an_annotation_file(data_root):
 
 def test_missing_data_root_says_how_to_get_the_data(tmp_path):
     with pytest.raises(FlowerDataError) as err:
-        FlowerDataset(data_root=str(tmp_path / 'nowhere'), data_prefix='train')
+        FlowerDataset(
+            data_root=str(tmp_path / 'nowhere'), data_prefix='train',
+            prepare=False)
     msg = str(err.value)
     assert f'"{tmp_path / "nowhere"}" does not exist' in msg
     assert 'python tools/prepare_flowers.py' in msg
@@ -89,8 +91,10 @@ def test_bad_annotation_line_names_file_and_line(data_root):
             ann_file='train.txt')
 
 
-def test_prepare_on_first_use_splits_the_raw_photos(tmp_path):
-    """prepare=True turns a raw one-folder-per-class source into a split."""
+@pytest.mark.parametrize('prepare', ['auto', True])
+def test_prepare_on_first_use_splits_the_raw_photos(tmp_path, prepare):
+    """An empty data root is filled from a raw one-folder-per-class source
+    by default ('auto') and with prepare=True."""
     rng = np.random.default_rng(0)
     tf_names = ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
     for label, folder in enumerate(tf_names):
@@ -101,7 +105,7 @@ def test_prepare_on_first_use_splits_the_raw_photos(tmp_path):
     data_root = tmp_path / 'flower_dataset'
     kwargs = dict(
         data_root=str(data_root),
-        prepare=True,
+        prepare=prepare,
         prepare_source=str(tmp_path / 'raw'))
     train = FlowerDataset(data_prefix='train', **kwargs)
     val = FlowerDataset(data_prefix='val', **kwargs)  # already prepared
@@ -110,3 +114,22 @@ def test_prepare_on_first_use_splits_the_raw_photos(tmp_path):
     assert labels == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
     assert sorted(p.name for p in (data_root / 'val').iterdir()) == list(
         FLOWER_CLASSES)
+
+
+def test_auto_prepare_uses_a_hand_made_split_as_it_is(data_root, tmp_path):
+    """'auto' never touches a split that is there: no download, no re-split,
+    even from a source that does not exist."""
+    before = sorted(p.relative_to(data_root) for p in data_root.rglob('*'))
+    dataset = FlowerDataset(
+        data_root=str(data_root),
+        data_prefix='train',
+        prepare_source=str(tmp_path / 'no_such_archive.tgz'))
+    assert len(dataset) == 10
+    assert sorted(p.relative_to(data_root)
+                  for p in data_root.rglob('*')) == before
+
+
+def test_prepare_must_be_a_known_mode(data_root):
+    with pytest.raises(ValueError, match="True, False or 'auto', not 'yes'"):
+        FlowerDataset(
+            data_root=str(data_root), data_prefix='train', prepare='yes')
