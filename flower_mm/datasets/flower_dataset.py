@@ -46,6 +46,7 @@ class FlowerDataset(CustomDataset):
     """
 
     METAINFO = {'classes': FLOWER_CLASSES}
+    HOW_TO_GET_DATA = HOW_TO_GET_DATA
 
     def __init__(self,
                  data_root: str = '',
@@ -65,7 +66,7 @@ class FlowerDataset(CustomDataset):
         if not osp.isdir(self.data_root or '.'):
             raise FlowerDataError(
                 f'Flower data root "{self.data_root}" does not exist. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
         if self.ann_file:
             self._check_ann_file()
         else:
@@ -74,7 +75,7 @@ class FlowerDataset(CustomDataset):
         if not data_list:
             raise FlowerDataError(
                 f'The split "{self.ann_file or self.img_prefix}" is empty: '
-                f'it lists no images. ' + HOW_TO_GET_DATA)
+                f'it lists no images. ' + self.HOW_TO_GET_DATA)
         return data_list
 
     def _check_class_folders(self) -> None:
@@ -82,7 +83,7 @@ class FlowerDataset(CustomDataset):
         if not osp.isdir(split_dir):
             raise FlowerDataError(
                 f'Split folder "{split_dir}" does not exist. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
         found = sorted(d for d in os.listdir(split_dir)
                        if osp.isdir(osp.join(split_dir, d)))
         missing = [c for c in self.CLASSES if c not in found]
@@ -93,7 +94,7 @@ class FlowerDataset(CustomDataset):
                 f'{found}, expected exactly {list(self.CLASSES)}'
                 + (f'; missing: {missing}' if missing else '')
                 + (f'; unexpected: {unexpected}' if unexpected else '')
-                + '. Rename or remove the folders. ' + HOW_TO_GET_DATA)
+                + '. Rename or remove the folders. ' + self.HOW_TO_GET_DATA)
         empty = [
             c for c in self.CLASSES if not any(
                 self.is_valid_file(f)
@@ -104,7 +105,7 @@ class FlowerDataset(CustomDataset):
                 f'Split folder "{split_dir}" has no images '
                 f'(extensions {", ".join(sorted(self.extensions))}) for the '
                 f'classes {empty}; every class needs images in every split. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
 
     def _find_samples(self):
         # CustomDataset numbers folders alphabetically; number them by
@@ -123,7 +124,7 @@ class FlowerDataset(CustomDataset):
         if not osp.isfile(self.ann_file):
             raise FlowerDataError(
                 f'Annotation file "{self.ann_file}" does not exist. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
         num_classes = len(self.CLASSES)
         for line_no, line in enumerate(list_from_file(self.ann_file), 1):
             if not line.strip():

@@ -1,5 +1,7 @@
 from .config_checks import (ConfigError, check_cfg_options,
                             check_checkpoint_exists, merge_cfg_options)
+from .num_classes import (checkpoint_classes, resolve_from_checkpoint,
+                          set_auto_num_classes, uses_auto_num_classes)
 from .precision import (cpu_has_native_bf16, float32_logits,
                         idle_autocast_dtype, inference_precision,
                         resolve_amp_dtype, resolve_inference_dtype)
@@ -8,6 +10,8 @@ from .user_errors import exit_on_user_error, user_error_types
 
 __all__ = [
     'ConfigError', 'check_cfg_options', 'check_checkpoint_exists',
+    'checkpoint_classes', 'resolve_from_checkpoint', 'set_auto_num_classes',
+    'uses_auto_num_classes',
     'cpu_has_native_bf16', 'exit_on_user_error', 'float32_logits',
     'format_table', 'idle_autocast_dtype', 'inference_precision',
     'merge_cfg_options',
