@@ -8,6 +8,7 @@ import pytest
 from conftest import (REPO_ROOT, assert_user_error, config_path,
                       make_flower_image, run_tool, tiny_cfg_options)
 
+from flower_mm.apis import BatchImageClassifier
 from flower_mm.datasets import ClassFolderDataset, FlowerDataError
 
 CLASSES = ('cat', 'dog', 'owl')  # not flowers, not five
@@ -84,8 +85,14 @@ def test_custom_folders_config_trains_and_tests_three_classes(
     assert sorted(report['per_class']) == list(CLASSES)
     assert sum(report['per_class'][c]['support'] for c in CLASSES) == 6
     for name in CLASSES:  # the logged table names every class
-        assert any(line.split()[-5:-4] == [name] or name in line.split()
-                   for line in test.stdout.splitlines())
+        assert any(line.split()[:1] == [name]
+                   for line in test.stdout.splitlines()), name
+
+    # Prediction sizes the model by the checkpoint's classes.
+    classifier = BatchImageClassifier(
+        config_path('resnet50_custom_folders.py'), str(best), device='cpu')
+    assert classifier.classes == list(CLASSES)
+    assert classifier.inferencer.model.head.num_classes == 3
 
 
 def test_a_hand_written_mismatch_is_still_an_error(tmp_path, pretrained_ckpt):

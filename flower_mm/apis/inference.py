@@ -22,7 +22,8 @@ from mmengine.utils import ProgressBar
 from flower_mm.engine.hooks import channels_last_enabled, to_channels_last
 from flower_mm.engine.runner import loop_fp16
 from flower_mm.transforms import ImageDecodeError, decode_to_bgr
-from flower_mm.utils import inference_precision, resolve_inference_dtype
+from flower_mm.utils import (inference_precision, resolve_from_checkpoint,
+                             resolve_inference_dtype)
 
 # What a folder is searched for (as MMPretrain's CustomDataset, plus .tiff).
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
@@ -106,6 +107,7 @@ class BatchImageClassifier:
                  device: Optional[str] = None):
         from mmpretrain.apis import ImageClassificationInferencer
         cfg = Config.fromfile(config) if isinstance(config, str) else config
+        resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
         self.device = device or ('cuda'
                                  if torch.cuda.is_available() else 'cpu')
         self.device_type = torch.device(self.device).type
