@@ -5,11 +5,12 @@ import json
 import cv2
 import numpy as np
 import pytest
-from conftest import (REPO_ROOT, assert_user_error, config_path,
-                      make_flower_image, run_tool, tiny_cfg_options)
+from conftest import (REPO_ROOT, config_path, make_flower_image, run_tool,
+                      tiny_cfg_options)
 
 from flower_mm.apis import BatchImageClassifier
 from flower_mm.datasets import ClassFolderDataset, FlowerDataError
+from flower_mm.utils import set_auto_num_classes, uses_auto_num_classes
 
 CLASSES = ('cat', 'dog', 'owl')  # not flowers, not five
 
@@ -95,16 +96,16 @@ def test_custom_folders_config_trains_and_tests_three_classes(
     assert classifier.inferencer.model.head.num_classes == 3
 
 
-def test_a_hand_written_mismatch_is_still_an_error(tmp_path, pretrained_ckpt):
-    root = write_class_folders(tmp_path / 'photos', {'train': 1, 'val': 1})
-    proc = run_tool([
-        REPO_ROOT / 'tools' / 'train.py',
-        config_path('resnet50_custom_folders.py'), '--work-dir',
-        tmp_path / 'work', '--cfg-options',
-        *tiny_cfg_options(root, pretrained_ckpt, epochs=1, batch_size=1),
-        'model.head.num_classes=5'
-    ],
-                    cwd=tmp_path,
-                    check=False)
-    assert_user_error(proc, 'model.head.num_classes=5 does not match the 3 '
-                      'classes of train_dataloader.dataset')
+def test_auto_sets_only_what_says_auto():
+    """A number written by hand stays, so ConfigCheckHook still reports a
+    mismatch with the data (tests/test_config_checks.py)."""
+    model = dict(
+        head=dict(num_classes='auto'),
+        data_preprocessor=dict(num_classes=5))
+    top = dict(data_preprocessor=dict(num_classes='auto'))
+    assert uses_auto_num_classes(model)
+    set_auto_num_classes(model, 3, top)
+    assert model == dict(
+        head=dict(num_classes=3), data_preprocessor=dict(num_classes=5))
+    assert top == dict(data_preprocessor=dict(num_classes=3))
+    assert not uses_auto_num_classes(model)

@@ -7,12 +7,17 @@ import io
 import re
 import shlex
 import tarfile
-from pathlib import Path
 
 import cv2
 import numpy as np
-from conftest import (REPO_ROOT, TINY_IMG, HTTPFiles, assert_user_error,
-                      make_flower_image, run_tool, tiny_cfg_options)
+import pytest
+from conftest import (REPO_ROOT, TINY_IMG, HTTPFiles, make_flower_image,
+                      run_tool, tiny_cfg_options)
+from mmengine.config import Config
+from mmpretrain.registry import DATASETS
+
+from flower_mm.datasets import FlowerDataset
+from flower_mm.utils import exit_on_user_error
 
 # TensorFlow's flower_photos.tgz folder names, in label order.
 TF_FOLDERS = ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
@@ -92,34 +97,34 @@ def test_train_line_prepares_the_data_once(tmp_path, http_server,
     assert 'Epoch(train) [1][4/4]' in first.stdout
     assert list((tmp_path / 'w1').glob('best_accuracy_top1_epoch_1.pth'))
 
-    # Run again (resuming: nothing left to train, but the datasets are
-    # built): the split is used as it is; not one request to the server.
+    # Again, with the config the run dumped: the split is used as it is,
+    # not one request to the server. (Datasets built in-process: a second
+    # tools/train.py would build the same two, at the cost of a training.)
     listing = sorted(p.relative_to(data_root) for p in data_root.rglob('*'))
-    second = run_tool(
-        readme_train_command(*options) +
-        ['--work-dir', tmp_path / 'w1', '--resume'],
-        cwd=REPO_ROOT)
-    assert 'resumed epoch: 1' in second.stdout
-    assert 'No flower split' not in second.stdout
+    cfg = Config.fromfile(tmp_path / 'w1' / 'resnet50_flowers.py')
+    assert cfg.train_dataloader.dataset.prepare_source.startswith(base)
+    for loader in (cfg.train_dataloader, cfg.val_dataloader):
+        DATASETS.build(loader.dataset)
     assert len(HTTPFiles.requests) == 2
     assert sorted(p.relative_to(data_root)
                   for p in data_root.rglob('*')) == listing
 
 
-def test_train_line_offline_says_how_to_get_the_archive(
-        tmp_path, http_server, pretrained_ckpt):
-    _, base = http_server  # serves nothing: every download fails
+def test_offline_first_run_is_one_error_saying_how_to_get_the_archive(
+        tmp_path, http_server, capsys):
+    _, base = http_server  # serves nothing: the download fails
+    url = f'{base}/flower_photos.tgz'
     data_root = tmp_path / 'flower_dataset'
-    proc = run_tool(
-        readme_train_command(
-            *tiny_cfg_options(data_root, pretrained_ckpt, epochs=1),
-            f'train_dataloader.dataset.prepare_source={base}/'
-            'flower_photos.tgz') + ['--work-dir', tmp_path / 'w'],
-        cwd=REPO_ROOT,
-        check=False)
-    assert_user_error(
-        proc, f'could not download {base}/flower_photos.tgz: HTTP 404',
-        'Download it by hand', 'python tools/prepare_flowers.py '
-        f'/path/to/flower_photos.tgz --out {data_root}')
+    # What tools/train.py does around building the dataset.
+    with pytest.raises(SystemExit) as exit_info, exit_on_user_error():
+        FlowerDataset(
+            data_root=str(data_root), data_prefix='train', prepare_source=url)
+    message = str(exit_info.value)
+    assert message.startswith(f'error: could not download {url}: HTTP 404')
+    assert '\n' not in message
+    assert ('Download it by hand (e.g. in a browser) and pass the file: '
+            'python tools/prepare_flowers.py /path/to/flower_photos.tgz '
+            f'--out {data_root}') in message
+    assert HTTPFiles.requests == [('HEAD', '/flower_photos.tgz'),
+                                  ('GET', '/flower_photos.tgz')]
     assert not (data_root / 'train').exists()
-    assert not list(Path(tmp_path / 'w').rglob('*.pth'))
