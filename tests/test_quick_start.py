@@ -72,6 +72,7 @@ def test_train_line_prepares_the_data_once(tmp_path, http_server,
                                            pretrained_ckpt):
     _, base = http_server
     archive = flower_photos_tgz()
+    assert len(archive) < 2**20  # so the size is logged in KiB
     HTTPFiles.payloads['/flower_photos.tgz'] = archive
     data_root = tmp_path / 'data' / 'flower_dataset'
     options = tiny_cfg_options(data_root, pretrained_ckpt, epochs=1) + [
@@ -86,7 +87,7 @@ def test_train_line_prepares_the_data_once(tmp_path, http_server,
     ]
     assert len(announce) == 1, first.stdout[-3000:]
     assert (f'No flower split in {data_root} yet: downloading '
-            f'flower_photos.tgz ({len(archive) / 2**20:.1f} MiB) from '
+            f'flower_photos.tgz ({len(archive) / 2**10:.1f} KiB) from '
             f'{base}/flower_photos.tgz, verifying every image and splitting '
             'it 8:2 into train/ and val/ there') in announce[0]
     assert HTTPFiles.requests == [('HEAD', '/flower_photos.tgz'),

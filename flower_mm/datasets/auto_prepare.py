@@ -45,6 +45,8 @@ def remote_size(url: str, timeout: float = 10.0) -> Optional[int]:
 def _size_text(num_bytes: Optional[int]) -> str:
     if num_bytes is None:
         return 'size unknown'
+    if num_bytes < 2**20:
+        return f'{num_bytes / 2**10:.1f} KiB'
     return f'{num_bytes / 2**20:.1f} MiB'
 
 
