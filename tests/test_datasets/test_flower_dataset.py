@@ -133,3 +133,34 @@ def test_prepare_must_be_a_known_mode(data_root):
     with pytest.raises(ValueError, match="True, False or 'auto', not 'yes'"):
         FlowerDataset(
             data_root=str(data_root), data_prefix='train', prepare='yes')
+
+
+def test_processes_building_at_once_prepare_once(tmp_path):
+    """As the ranks of a distributed run: one prepares, the others wait
+    for it (the preparation's lock) and read its split."""
+    import threading
+    rng = np.random.default_rng(0)
+    for label, folder in enumerate(FLOWER_CLASSES):
+        (tmp_path / 'raw' / folder).mkdir(parents=True)
+        for i in range(5):
+            cv2.imwrite(str(tmp_path / 'raw' / folder / f'{i}.jpg'),
+                        make_flower_image(label, rng))
+    data_root = tmp_path / 'flower_dataset'
+    sizes, errors = [], []
+
+    def build():
+        try:
+            sizes.append(len(FlowerDataset(
+                data_root=str(data_root), data_prefix='train',
+                prepare_source=str(tmp_path / 'raw'))))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sizes == [20, 20, 20]
+    assert not list(data_root.glob('.staging-*'))
+    assert len(list(data_root.glob('train/*/*.jpg'))) == 20
