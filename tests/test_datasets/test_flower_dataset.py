@@ -91,17 +91,22 @@ def test_bad_annotation_line_names_file_and_line(data_root):
             ann_file='train.txt')
 
 
+def write_raw_photos(root, folders, per_class=5):
+    """One folder of photos per class, as a downloaded archive has."""
+    rng = np.random.default_rng(0)
+    for label, folder in enumerate(folders):
+        (root / folder).mkdir(parents=True)
+        for i in range(per_class):
+            cv2.imwrite(str(root / folder / f'{i}.jpg'),
+                        make_flower_image(label, rng))
+
+
 @pytest.mark.parametrize('prepare', ['auto', True])
 def test_prepare_on_first_use_splits_the_raw_photos(tmp_path, prepare):
     """An empty data root is filled from a raw one-folder-per-class source
     by default ('auto') and with prepare=True."""
-    rng = np.random.default_rng(0)
-    tf_names = ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
-    for label, folder in enumerate(tf_names):
-        (tmp_path / 'raw' / folder).mkdir(parents=True)
-        for i in range(5):
-            cv2.imwrite(str(tmp_path / 'raw' / folder / f'{i}.jpg'),
-                        make_flower_image(label, rng))
+    write_raw_photos(tmp_path / 'raw',
+                     ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'))
     data_root = tmp_path / 'flower_dataset'
     kwargs = dict(
         data_root=str(data_root),
@@ -139,12 +144,7 @@ def test_processes_building_at_once_prepare_once(tmp_path):
     """As the ranks of a distributed run: one prepares, the others wait
     for it (the preparation's lock) and read its split."""
     import threading
-    rng = np.random.default_rng(0)
-    for label, folder in enumerate(FLOWER_CLASSES):
-        (tmp_path / 'raw' / folder).mkdir(parents=True)
-        for i in range(5):
-            cv2.imwrite(str(tmp_path / 'raw' / folder / f'{i}.jpg'),
-                        make_flower_image(label, rng))
+    write_raw_photos(tmp_path / 'raw', FLOWER_CLASSES)
     data_root = tmp_path / 'flower_dataset'
     sizes, errors = [], []
 
