@@ -3,10 +3,12 @@
 Nothing here touches the network: the ImageNet checkpoint the configs name is
 replaced by one the fixture writes in MMPretrain's format.
 """
+import http.server
 import os
 import os.path as osp
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -167,3 +169,67 @@ def assert_user_error(proc, *fragments) -> str:
 def checkpoints_under(path: Path) -> list:
     """The .pth files anywhere under path."""
     return sorted(Path(path).rglob('*.pth'))
+
+
+class HTTPFiles(http.server.BaseHTTPRequestHandler):
+    """Serves ``payloads`` for the ``http_server`` fixture, failing on
+    request, and counts what it was asked."""
+    payloads = {}  # path -> bytes
+    failures = {}  # path -> (mode, how many requests still fail)
+    hits = {}  # path -> GET requests
+    requests = []  # (method, path), every request
+
+    def do_HEAD(self):  # noqa: N802
+        self.requests.append(('HEAD', self.path))
+        data = self.payloads.get(self.path)
+        if data is None:
+            self.send_error(404)
+            return
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(data)))
+        self.end_headers()
+
+    def do_GET(self):  # noqa: N802
+        self.requests.append(('GET', self.path))
+        self.hits[self.path] = self.hits.get(self.path, 0) + 1
+        data = self.payloads.get(self.path)
+        mode, left = self.failures.get(self.path, ('', 0))
+        if left:
+            self.failures[self.path] = (mode, left - 1)
+        if data is None:
+            self.send_error(404)
+        elif left and mode == '503':
+            self.send_error(503, 'Service Unavailable')
+        elif left and mode == 'short':  # promise more than is sent
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[:len(data) // 2])
+            self.close_connection = True
+        else:
+            self.send_response(200)
+            self.send_header('Content-Length', str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server(monkeypatch):
+    """(server, base URL) of :class:`HTTPFiles` on 127.0.0.1, a free port;
+    no proxy, also for the tools the test starts."""
+    for var in ('http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY',
+                'all_proxy', 'ALL_PROXY'):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
+    HTTPFiles.payloads, HTTPFiles.failures = {}, {}
+    HTTPFiles.hits, HTTPFiles.requests = {}, []
+    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), HTTPFiles)
+    thread = threading.Thread(
+        target=httpd.serve_forever, args=(0.05, ), daemon=True)
+    thread.start()
+    yield httpd, f'http://127.0.0.1:{httpd.server_address[1]}'
+    httpd.shutdown()
+    httpd.server_close()

@@ -4,7 +4,6 @@ Everything runs offline on small generated archives; the download path is
 served by a local HTTP server on 127.0.0.1.
 """
 import hashlib
-import http.server
 import io
 import json
 import os
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import HTTPFiles
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -493,63 +493,16 @@ def test_bad_sources_and_arguments(tmp_path):
 # --------------------------------------------------------------------------
 # Download
 # --------------------------------------------------------------------------
-class _Handler(http.server.BaseHTTPRequestHandler):
-    payloads = {}  # path -> bytes
-    failures = {}  # path -> (mode, how many requests still fail)
-    hits = {}
-
-    def do_GET(self):  # noqa: N802
-        self.hits[self.path] = self.hits.get(self.path, 0) + 1
-        data = self.payloads.get(self.path)
-        mode, left = self.failures.get(self.path, ('', 0))
-        if left:
-            self.failures[self.path] = (mode, left - 1)
-        if data is None:
-            self.send_error(404)
-        elif left and mode == '503':
-            self.send_error(503, 'Service Unavailable')
-        elif left and mode == 'short':  # promise more than is sent
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[:len(data) // 2])
-            self.close_connection = True
-        else:
-            self.send_response(200)
-            self.send_header('Content-Length', str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def server(monkeypatch):
-    for var in ('http_proxy', 'HTTP_PROXY', 'https_proxy', 'HTTPS_PROXY',
-                'all_proxy', 'ALL_PROXY'):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv('no_proxy', '127.0.0.1,localhost')
-    _Handler.payloads, _Handler.failures, _Handler.hits = {}, {}, {}
-    httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    thread = threading.Thread(
-        target=httpd.serve_forever, args=(0.05, ), daemon=True)
-    thread.start()
-    yield httpd, f'http://127.0.0.1:{httpd.server_address[1]}'
-    httpd.shutdown()
-    httpd.server_close()
-
-
 @pytest.mark.parametrize('mode', ['503', 'short'])
-def test_download_retries_once(archives, tmp_path, server, mode):
-    _, base = server
+def test_download_retries_once(archives, tmp_path, http_server, mode):
+    _, base = http_server
     data = archives['tgz'].read_bytes()
-    _Handler.payloads['/flower_photos.tgz'] = data
-    _Handler.failures['/flower_photos.tgz'] = (mode, 1)
+    HTTPFiles.payloads['/flower_photos.tgz'] = data
+    HTTPFiles.failures['/flower_photos.tgz'] = (mode, 1)
     url = f'{base}/flower_photos.tgz'
     out = tmp_path / 'out'
     result = prepare_flowers(url, out, backoff=0.01, **QUIET)
-    assert _Handler.hits['/flower_photos.tgz'] == 2
+    assert HTTPFiles.hits['/flower_photos.tgz'] == 2
     assert result.source == url
     assert result.source_sha256 == hashlib.sha256(data).hexdigest()
     assert (out / 'downloads' / 'flower_photos.tgz').read_bytes() == data
@@ -560,13 +513,13 @@ def test_download_retries_once(archives, tmp_path, server, mode):
     assert set(os.listdir(tmp_path)) == {'out'}
     # Re-running with the same URL is a no-op: no request at all.
     assert prepare_flowers(url, out, **QUIET).already_prepared
-    assert _Handler.hits['/flower_photos.tgz'] == 2
+    assert HTTPFiles.hits['/flower_photos.tgz'] == 2
 
 
-def test_download_keeps_failing(tmp_path, server):
-    _, base = server
-    _Handler.payloads['/flower_photos.tgz'] = b'x' * 100
-    _Handler.failures['/flower_photos.tgz'] = ('503', 99)
+def test_download_keeps_failing(tmp_path, http_server):
+    _, base = http_server
+    HTTPFiles.payloads['/flower_photos.tgz'] = b'x' * 100
+    HTTPFiles.failures['/flower_photos.tgz'] = ('503', 99)
     url = f'{base}/flower_photos.tgz'
     with pytest.raises(PreparationError) as e:
         prepare_flowers(
@@ -575,17 +528,17 @@ def test_download_keeps_failing(tmp_path, server):
     assert msg.startswith(f'could not download {url}: HTTP 503')
     assert 'by hand' in msg and 'tools/prepare_flowers.py' in msg
     assert 'flower_photos.tgz' in msg.split('by hand')[1]
-    assert _Handler.hits['/flower_photos.tgz'] == 3
+    assert HTTPFiles.hits['/flower_photos.tgz'] == 3
     assert not list((tmp_path / 'out').rglob('*.part'))
     assert not (tmp_path / 'out' / 'train').exists()
 
 
-def test_download_not_found_is_not_retried(tmp_path, server):
-    _, base = server
+def test_download_not_found_is_not_retried(tmp_path, http_server):
+    _, base = http_server
     with pytest.raises(PreparationError, match='HTTP 404'):
         prepare_flowers(
             f'{base}/missing.tgz', tmp_path / 'out', backoff=0.01, **QUIET)
-    assert _Handler.hits['/missing.tgz'] == 1
+    assert HTTPFiles.hits['/missing.tgz'] == 1
 
 
 def test_download_offline(tmp_path):

@@ -13,6 +13,7 @@ from conftest import REPO_ROOT, config_path, run_tool, tiny_cfg_options
 
 from flower_mm.experiments import (EXPERIMENTS, Sweep, SweepError,
                                    resolve_experiments, unique_cells)
+from flower_mm.experiments.results import RunResult, results_figure
 
 SWEEP = str(REPO_ROOT / 'tools' / 'sweep.py')
 
@@ -193,3 +194,33 @@ def test_bad_targets_fail_before_training(tmp_path, monkeypatch):
         'error: "tabel1" is neither an experiment (table1, table2, table3, '
         'all) nor a config file.')
     assert not osp.exists(tmp_path / 'w')
+
+
+def _result(experiment, cell, best, final):
+    return RunResult(experiment, cell.name, cell.label, cell.report_top1,
+                     best, 1, final, 1, 1, None, 'cpu', 'done')
+
+
+def test_chart_titles_name_the_tables_and_bars_start_at_zero():
+    experiments = resolve_experiments(
+        ['table3', 'configs/resnet18_flowers_bs64.py'])
+    adhoc = experiments[1].cells[0]
+    results = [
+        _result('table3', c, 93.0, 92.5) for c in experiments[0].cells
+    ] + [_result('configs', adhoc, 91.0, None)]
+    fig = results_figure(experiments, results)
+    table, sweep = fig.axes
+    assert table.get_title().replace('\n', ' ') == (
+        'Table 3: ResNet-50: stem and stages 1-2 frozen or not')
+    assert sweep.get_title() == 'Ad-hoc sweep: resnet18_flowers_bs64'
+    assert table.get_ylim()[0] == sweep.get_ylim()[0] == 0
+    assert sorted(round(b.get_height(), 1) for b in table.patches) == [
+        92.5, 92.5, 93.0, 93.0, 93.2, 94.5
+    ]
+    # The ad-hoc panel draws what it has: one bar, no report, no final.
+    assert [b.get_height() for b in sweep.patches] == [91.0]
+    assert [t.get_text() for t in fig.legends[0].get_texts()
+            ] == ['report', 'ours, best', 'ours, final']
+    alone = results_figure(experiments[1:], results[-1:])
+    assert [t.get_text()
+            for t in alone.legends[0].get_texts()] == ['ours, best']

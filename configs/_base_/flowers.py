@@ -66,9 +66,8 @@ train_dataloader = dict(
         type=dataset_type,
         data_root=data_root,
         data_prefix='train',
-        # True downloads and splits the public archive into data_root on
-        # first use (see docs/data_preparation.md).
-        prepare=False,
+        # An empty or missing data_root is filled on first use: download,
+        # verify, 8:2 split (prepare='auto', docs/data_preparation.md).
         pipeline=train_pipeline),
 )
 val_dataloader = dict(

@@ -23,7 +23,8 @@ from flower_mm.engine.hooks import channels_last_enabled, to_channels_last
 from flower_mm.engine.runner import loop_fp16
 from flower_mm.transforms import ImageDecodeError, decode_to_bgr
 from flower_mm.datasets.categories import IMG_EXTENSIONS
-from flower_mm.utils import inference_precision, resolve_inference_dtype
+from flower_mm.utils import (inference_precision, resolve_from_checkpoint,
+                             resolve_inference_dtype)
 
 OUTPUT_FORMATS = ('.csv', '.json')
 
@@ -104,6 +105,7 @@ class BatchImageClassifier:
                  device: Optional[str] = None):
         from mmpretrain.apis import ImageClassificationInferencer
         cfg = Config.fromfile(config) if isinstance(config, str) else config
+        resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
         self.device = device or ('cuda'
                                  if torch.cuda.is_available() else 'cpu')
         self.device_type = torch.device(self.device).type

@@ -3,6 +3,7 @@ from ..utils.lazy import lazy_exports
 # Loaded on first use, so that data preparation and the class names import
 # without torch (tools/prepare_flowers.py).
 _MODULES = {
+    'class_folder_dataset': ['ClassFolderDataset', 'dataset_classes'],
     'categories': ['FLOWER_CLASSES', 'IMG_EXTENSIONS'],
     'flower_dataset': [
         'ON_BROKEN', 'BrokenImagesError', 'FlowerDataError', 'FlowerDataset'

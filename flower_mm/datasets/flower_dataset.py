@@ -3,7 +3,7 @@ import logging
 import os
 import os.path as osp
 from collections import Counter
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Union
 
 from mmengine.fileio import list_from_file
 from mmengine.logging import MMLogger, print_log
@@ -11,17 +11,17 @@ from mmpretrain.datasets import CustomDataset
 from mmpretrain.registry import DATASETS
 
 from ..utils.user_errors import FlowerUserError
+from .auto_prepare import prepare_on_first_use
 from .categories import FLOWER_CLASSES
 from .image_check import find_broken_images
-from .preparation import prepare_flowers
 
 HOW_TO_GET_DATA = (
     'Lay the data out as <data_root>/train/<class>/*.jpg and '
     '<data_root>/val/<class>/*.jpg with the classes '
     f'{", ".join(FLOWER_CLASSES)}, or let flower-mm download and split it: '
     '`python tools/prepare_flowers.py` (see docs/data_preparation.md), or '
-    'train with `--cfg-options train_dataloader.dataset.prepare=True`, '
-    'which does the same on first use.')
+    'train with an empty or missing data root, which does the same on first '
+    'use.')
 
 
 #: What FlowerDataset does with image files that cannot be decoded.
@@ -52,12 +52,14 @@ class FlowerDataset(CustomDataset):
     with a message that says what was found and what was expected.
 
     Args:
-        prepare (bool): Download, verify and split the public archive into
-            ``data_root`` on first use, as MMPretrain's CIFAR and MNIST
-            datasets download theirs. Defaults to False.
+        prepare (bool | str): ``'auto'`` downloads, verifies and splits the
+            public archive into ``data_root`` when it holds no split yet, as
+            MMPretrain's CIFAR and MNIST datasets download theirs; a split
+            made by hand or by ``tools/prepare_flowers.py`` is used as it
+            is. True also checks an existing split against
+            ``prepare_source``; False never prepares. Defaults to 'auto'.
         prepare_source (str, optional): URL, archive or folder to prepare
-            from. Defaults to the TensorFlow ``flower_photos.tgz`` URL (an
-            existing split in ``data_root`` is then kept as it is).
+            from. Defaults to the TensorFlow ``flower_photos.tgz`` URL.
         on_broken (str): What to do with image files that cannot be decoded,
             found at build time (:func:`find_broken_images`, cached):
             ``'error'`` stops with a list of them, ``'skip'`` leaves them
@@ -72,12 +74,13 @@ class FlowerDataset(CustomDataset):
     """
 
     METAINFO = {'classes': FLOWER_CLASSES}
+    HOW_TO_GET_DATA = HOW_TO_GET_DATA
 
     def __init__(self,
                  data_root: str = '',
                  data_prefix='',
                  ann_file: str = '',
-                 prepare: bool = False,
+                 prepare: Union[bool, str] = 'auto',
                  prepare_source: Optional[str] = None,
                  on_broken: str = 'error',
                  **kwargs):
@@ -89,25 +92,18 @@ class FlowerDataset(CustomDataset):
         #: ``{path: reason}`` of the files left out with on_broken='skip'.
         self.skipped_broken: Dict[str, str] = {}
         self._redrawn_for: List[str] = []
-        if prepare:
-            self._prepare(data_root, prepare_source)
+        prepare_on_first_use(data_root, prepare, prepare_source)
         super().__init__(
             data_root=data_root,
             data_prefix=data_prefix,
             ann_file=ann_file,
             **kwargs)
 
-    @staticmethod
-    def _prepare(data_root: str, source: Optional[str]) -> None:
-        # None keeps an existing split whatever it was made from, e.g. an
-        # archive the user downloaded by hand; a no-op once prepared.
-        prepare_flowers(source, out_dir=data_root)
-
     def load_data_list(self) -> List[dict]:
         if not osp.isdir(self.data_root or '.'):
             raise FlowerDataError(
                 f'Flower data root "{self.data_root}" does not exist. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
         if self.ann_file:
             self._check_ann_file()
         else:
@@ -116,7 +112,7 @@ class FlowerDataset(CustomDataset):
         if not data_list:
             raise FlowerDataError(
                 f'The split "{self.ann_file or self.img_prefix}" is empty: '
-                f'it lists no images. ' + HOW_TO_GET_DATA)
+                f'it lists no images. ' + self.HOW_TO_GET_DATA)
         return self._leave_out_or_refuse_broken(data_list)
 
     def _leave_out_or_refuse_broken(self, data_list: List[dict]) -> List[dict]:
@@ -156,7 +152,7 @@ class FlowerDataset(CustomDataset):
         if not kept:
             raise BrokenImagesError(
                 f'None of the {len(data_list)} image files in {folder} can '
-                f'be decoded: {listed}. ' + HOW_TO_GET_DATA)
+                f'be decoded: {listed}. ' + self.HOW_TO_GET_DATA)
         per_class = Counter(
             self.CLASSES[d['gt_label']] for d in data_list
             if d['img_path'] in check.broken and d.get('gt_label', -1) >= 0)
@@ -208,7 +204,7 @@ class FlowerDataset(CustomDataset):
         if not osp.isdir(split_dir):
             raise FlowerDataError(
                 f'Split folder "{split_dir}" does not exist. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
         found = sorted(d for d in os.listdir(split_dir)
                        if osp.isdir(osp.join(split_dir, d)))
         missing = [c for c in self.CLASSES if c not in found]
@@ -219,7 +215,7 @@ class FlowerDataset(CustomDataset):
                 f'{found}, expected exactly {list(self.CLASSES)}'
                 + (f'; missing: {missing}' if missing else '')
                 + (f'; unexpected: {unexpected}' if unexpected else '')
-                + '. Rename or remove the folders. ' + HOW_TO_GET_DATA)
+                + '. Rename or remove the folders. ' + self.HOW_TO_GET_DATA)
         empty = [
             c for c in self.CLASSES if not any(
                 self.is_valid_file(f)
@@ -230,7 +226,7 @@ class FlowerDataset(CustomDataset):
                 f'Split folder "{split_dir}" has no images '
                 f'(extensions {", ".join(sorted(self.extensions))}) for the '
                 f'classes {empty}; every class needs images in every split. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
 
     def _find_samples(self):
         # CustomDataset numbers folders alphabetically; number them by
@@ -249,7 +245,7 @@ class FlowerDataset(CustomDataset):
         if not osp.isfile(self.ann_file):
             raise FlowerDataError(
                 f'Annotation file "{self.ann_file}" does not exist. '
-                + HOW_TO_GET_DATA)
+                + self.HOW_TO_GET_DATA)
         num_classes = len(self.CLASSES)
         for line_no, line in enumerate(list_from_file(self.ann_file), 1):
             if not line.strip():

@@ -26,6 +26,8 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
+from ..utils.num_classes import resolve_from_checkpoint
+
 EXPORT_FORMATS = {'torchscript': '.torchscript.pt', 'onnx': '.onnx'}
 # Float32 CPU inference of the same graph differs by about 1e-6; 1e-4 on
 # probabilities flags real divergence (wrong preprocessing, ops) only.
@@ -215,6 +217,7 @@ def export_classifier(config,
             than ``tolerance`` (its files and JSON are still written).
     """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
+    resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown:
         raise ValueError(f'Unknown export formats {unknown}; choose from '

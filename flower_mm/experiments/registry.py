@@ -30,6 +30,13 @@ class Experiment(NamedTuple):
     title: str
     cells: List[Cell]
 
+    @property
+    def heading(self) -> str:
+        """'Table 1: Batch size...', or the title of an ad-hoc sweep."""
+        if self.name.startswith('table'):
+            return f'Table {self.name[5:]}: {self.title}'
+        return self.title
+
 
 # Tables 2 and 3 share runs with table 1 and 2 (resnet18_flowers.py and
 # resnet50_flowers.py): a sweep trains each config once. The report's
@@ -89,7 +96,11 @@ def resolve_experiments(targets: Sequence[str]) -> List[Experiment]:
                 f'"{target}" is neither an experiment '
                 f'({", ".join([*EXPERIMENTS, ALL])}) nor a config file.')
     if configs:
-        experiments.append(Experiment('configs', 'Configs', configs))
+        experiments.append(
+            Experiment(
+                'configs',
+                'Ad-hoc sweep: ' + ', '.join(c.name for c in configs),
+                configs))
     # Keep the first of repeated experiments (e.g. `all table1`).
     unique = {}
     for experiment in experiments:

@@ -140,52 +140,72 @@ def write_markdown(experiments: Sequence[Experiment],
         f.write('\n'.join(lines))
 
 
-def plot_results(experiments: Sequence[Experiment],
-                 results: Sequence[RunResult], path: str) -> None:
-    """Grouped bars per experiment: the report's, our best and final."""
+def results_figure(experiments: Sequence[Experiment],
+                   results: Sequence[RunResult]):
+    """One panel per experiment, titled with its table: grouped bars of
+    the report's, our best and our final val top-1, from zero (each bar
+    is labelled with its value, which tells a few points apart)."""
     import matplotlib
     matplotlib.use('Agg')
+    import textwrap
+
     import matplotlib.pyplot as plt
     import numpy as np
 
     fig, axes = plt.subplots(
         1,
         len(experiments),
-        figsize=(4.5 * len(experiments), 4.2),
+        figsize=(4.5 * len(experiments), 4.4),
         squeeze=False)
     series = [('report', 'report_top1', '#9e9e9e'),
               ('ours, best', 'best_top1', '#1f77b4'),
               ('ours, final', 'final_top1', '#aec7e8')]
     width = 0.27
+    legend = {}
     for ax, experiment in zip(axes[0], experiments):
         rows = [r for r in results if r.experiment == experiment.name]
         x = np.arange(len(rows))
-        values = []
-        for i, (name, field, colour) in enumerate(series):
-            heights = [getattr(r, field) for r in rows]
-            values += [h for h in heights if h is not None]
-            bars = ax.bar(
-                x + (i - 1) * width, [h or 0 for h in heights],
-                width,
-                label=name,
-                color=colour)
-            for bar, h in zip(bars, heights):
-                if h is not None:
-                    ax.annotate(
-                        f'{h:.1f}', (bar.get_x() + bar.get_width() / 2, h),
-                        ha='center',
-                        va='bottom',
-                        fontsize=7)
+        # Only series with a value (an ad-hoc sweep has no report figure).
+        present = [
+            s for s in series if any(getattr(r, s[1]) is not None
+                                     for r in rows)
+        ]
+        for i, (name, field, colour) in enumerate(present):
+            drawn = [(j, getattr(r, field)) for j, r in enumerate(rows)
+                     if getattr(r, field) is not None]
+            offset = (i - (len(present) - 1) / 2) * width
+            bars = ax.bar([x[j] + offset for j, _ in drawn],
+                          [h for _, h in drawn],
+                          width,
+                          label=name,
+                          color=colour)
+            legend.setdefault(name, bars)
+            for bar, (_, h) in zip(bars, drawn):
+                ax.annotate(
+                    f'{h:.1f}', (bar.get_x() + bar.get_width() / 2, h),
+                    ha='center',
+                    va='bottom',
+                    fontsize=7)
         ax.set_xticks(x, [r.label for r in rows], rotation=15)
-        ax.set_title(f'{experiment.name}: {experiment.title}', fontsize=9)
+        ax.set_title(
+            '\n'.join(textwrap.wrap(experiment.heading, 48)), fontsize=9)
         ax.set_ylabel('val top-1 (%)')
-        if values:
-            # Differences of a few points matter: do not start at zero.
-            low = max(0.0, min(values) - 5)
-            ax.set_ylim(low, min(100.0, max(values) + 3) + 1)
-    # One legend for all panels, below them, clear of the bars.
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc='lower center', ncol=3, fontsize=8)
+        ax.set_ylim(0, 105)  # room for the value labels above 100 %
+    # One legend for all panels, below them, of the bars drawn.
+    order = [name for name, _, _ in series if name in legend]
+    fig.legend([legend[n] for n in order],
+               order,
+               loc='lower center',
+               ncol=3,
+               fontsize=8)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def plot_results(experiments: Sequence[Experiment],
+                 results: Sequence[RunResult], path: str) -> None:
+    """:func:`results_figure`, as a PNG."""
+    import matplotlib.pyplot as plt
+    fig = results_figure(experiments, results)
     fig.savefig(path, dpi=120)
     plt.close(fig)

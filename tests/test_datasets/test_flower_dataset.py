@@ -36,7 +36,9 @@ def test_reads_an_annotation_file(data_root):
 
 def test_missing_data_root_says_how_to_get_the_data(tmp_path):
     with pytest.raises(FlowerDataError) as err:
-        FlowerDataset(data_root=str(tmp_path / 'nowhere'), data_prefix='train')
+        FlowerDataset(
+            data_root=str(tmp_path / 'nowhere'), data_prefix='train',
+            prepare=False)
     msg = str(err.value)
     assert f'"{tmp_path / "nowhere"}" does not exist' in msg
     assert 'python tools/prepare_flowers.py' in msg
@@ -89,19 +91,26 @@ def test_bad_annotation_line_names_file_and_line(data_root):
             ann_file='train.txt')
 
 
-def test_prepare_on_first_use_splits_the_raw_photos(tmp_path):
-    """prepare=True turns a raw one-folder-per-class source into a split."""
+def write_raw_photos(root, folders, per_class=5):
+    """One folder of photos per class, as a downloaded archive has."""
     rng = np.random.default_rng(0)
-    tf_names = ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
-    for label, folder in enumerate(tf_names):
-        (tmp_path / 'raw' / folder).mkdir(parents=True)
-        for i in range(5):
-            cv2.imwrite(str(tmp_path / 'raw' / folder / f'{i}.jpg'),
+    for label, folder in enumerate(folders):
+        (root / folder).mkdir(parents=True)
+        for i in range(per_class):
+            cv2.imwrite(str(root / folder / f'{i}.jpg'),
                         make_flower_image(label, rng))
+
+
+@pytest.mark.parametrize('prepare', ['auto', True])
+def test_prepare_on_first_use_splits_the_raw_photos(tmp_path, prepare):
+    """An empty data root is filled from a raw one-folder-per-class source
+    by default ('auto') and with prepare=True."""
+    write_raw_photos(tmp_path / 'raw',
+                     ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips'))
     data_root = tmp_path / 'flower_dataset'
     kwargs = dict(
         data_root=str(data_root),
-        prepare=True,
+        prepare=prepare,
         prepare_source=str(tmp_path / 'raw'))
     train = FlowerDataset(data_prefix='train', **kwargs)
     val = FlowerDataset(data_prefix='val', **kwargs)  # already prepared
@@ -110,3 +119,48 @@ def test_prepare_on_first_use_splits_the_raw_photos(tmp_path):
     assert labels == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4 + [4] * 4
     assert sorted(p.name for p in (data_root / 'val').iterdir()) == list(
         FLOWER_CLASSES)
+
+
+def test_auto_prepare_uses_a_hand_made_split_as_it_is(data_root, tmp_path):
+    """'auto' never touches a split that is there: no download, no re-split,
+    even from a source that does not exist."""
+    before = sorted(p.relative_to(data_root) for p in data_root.rglob('*'))
+    dataset = FlowerDataset(
+        data_root=str(data_root),
+        data_prefix='train',
+        prepare_source=str(tmp_path / 'no_such_archive.tgz'))
+    assert len(dataset) == 10
+    assert sorted(p.relative_to(data_root)
+                  for p in data_root.rglob('*')) == before
+
+
+def test_prepare_must_be_a_known_mode(data_root):
+    with pytest.raises(ValueError, match="True, False or 'auto', not 'yes'"):
+        FlowerDataset(
+            data_root=str(data_root), data_prefix='train', prepare='yes')
+
+
+def test_processes_building_at_once_prepare_once(tmp_path):
+    """As the ranks of a distributed run: one prepares, the others wait
+    for it (the preparation's lock) and read its split."""
+    import threading
+    write_raw_photos(tmp_path / 'raw', FLOWER_CLASSES)
+    data_root = tmp_path / 'flower_dataset'
+    sizes, errors = [], []
+
+    def build():
+        try:
+            sizes.append(len(FlowerDataset(
+                data_root=str(data_root), data_prefix='train',
+                prepare_source=str(tmp_path / 'raw'))))
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=build) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == [] and sizes == [20, 20, 20]
+    assert not list(data_root.glob('.staging-*'))
+    assert len(list(data_root.glob('train/*/*.jpg'))) == 20

@@ -66,8 +66,9 @@ def check_num_classes(model, dataset, loader_key: str) -> None:
                 f'classes of {loader_key}.dataset '
                 f'({type(dataset).__name__}: {", ".join(classes)}). Set '
                 f'model.head.num_classes={len(classes)} and '
-                f'data_preprocessor.num_classes={len(classes)}, or give the '
-                'dataset the classes the model is for.')
+                f'data_preprocessor.num_classes={len(classes)} (or both '
+                "to 'auto', to follow the data), or give the dataset the "
+                'classes the model is for.')
 
 
 def check_batches(dataloader) -> None:

@@ -1,6 +1,7 @@
 """MMEngine's Runner, able to run data-parallel on machines without GPUs."""
 import atexit
 import datetime
+import inspect
 import os
 import subprocess
 from typing import Dict, Optional
@@ -13,8 +14,12 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 from mmengine.registry import MODEL_WRAPPERS
 from mmengine.runner import Runner
-from mmpretrain.registry import RUNNERS
+from mmpretrain.registry import DATASETS, RUNNERS
 from torch.nn.parallel import DistributedDataParallel
+
+from ...datasets.class_folder_dataset import dataset_classes
+from ...utils.config_checks import ConfigError
+from ...utils.num_classes import set_auto_num_classes, uses_auto_num_classes
 
 
 @RUNNERS.register_module()
@@ -37,7 +42,45 @@ class FlowerRunner(Runner):
     - ``wrap_model`` passes ``device_ids=[LOCAL_RANK]`` to
       ``DistributedDataParallel``, which CPU modules reject. Here DDP wrappers
       get ``device_ids=None`` on the CPU.
+
+    It also resolves ``num_classes='auto'`` (head and data preprocessor) to
+    the number of classes of the run's dataset before building the model,
+    so a config for any class-folder dataset need not count its classes
+    (``configs/resnet50_custom_folders.py``).
     """
+
+    def build_model(self, model) -> torch.nn.Module:
+        if isinstance(model, dict) and uses_auto_num_classes(model):
+            self._resolve_auto_num_classes(model)
+        return super().build_model(model)
+
+    def _resolve_auto_num_classes(self, model: Dict) -> None:
+        """``num_classes='auto'``: size the head and data preprocessor by
+        the classes of the first dataset the run has (train, else val, else
+        test), and give the other splits the same class list, so that a
+        split missing a class is named instead of relabelled."""
+        loaders = [
+            loader for loader in (self._train_dataloader,
+                                  self._val_dataloader,
+                                  self._test_dataloader)
+            if isinstance(loader, dict) and 'dataset' in loader
+        ]
+        classes = dataset_classes(loaders[0]['dataset']) if loaders else None
+        if not classes:
+            raise ConfigError(
+                "model.head.num_classes is 'auto' but the run has no dataset "
+                'that names its classes: set model.head.num_classes and '
+                'data_preprocessor.num_classes to the number of classes.')
+        for loader in loaders[1:]:
+            if 'classes' in inspect.signature(DATASETS.get(
+                    loader['dataset'].get('type')).__init__).parameters:
+                loader['dataset'].setdefault('classes', list(classes))
+        set_auto_num_classes(model, len(classes))
+        # The dumped config says the number, so it rebuilds the model alone.
+        set_auto_num_classes(self.cfg.model, len(classes), self.cfg)
+        print_log(
+            f'num_classes=auto: {len(classes)} classes '
+            f'({", ".join(classes)})', logger='current')
 
     def setup_env(self, env_cfg: Dict) -> None:
         if self.distributed and not is_distributed() \
