@@ -167,3 +167,12 @@ def assert_user_error(proc, *fragments) -> str:
 def checkpoints_under(path: Path) -> list:
     """The .pth files anywhere under path."""
     return sorted(Path(path).rglob('*.pth'))
+
+
+def keep_for_docs(path, name=None) -> None:
+    """With FLOWER_MM_DOCS_IMAGES=1, copy a picture a test made to
+    docs/_static/ (how the README's pictures are made)."""
+    if os.environ.get('FLOWER_MM_DOCS_IMAGES', '0') not in ('', '0'):
+        import shutil
+        shutil.copyfile(path, REPO_ROOT / 'docs' / '_static' /
+                        (name or Path(path).name))

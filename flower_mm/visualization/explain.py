@@ -67,9 +67,12 @@ def plot_misclassified(records: Sequence[dict],
     """
     if not records:
         fig = _figure(6, 1.2)
-        total = f' (all {num_images} right)' if num_images else ''
-        fig.text(0.5, 0.5, f'No misclassified images{total}.',
-                 ha='center', va='center', fontsize=14)
+        if num_wrong:
+            text = f'{num_wrong} misclassified; no file could be read.'
+        else:
+            total = f' (all {num_images} right)' if num_images else ''
+            text = f'No misclassified images{total}.'
+        fig.text(0.5, 0.5, text, ha='center', va='center', fontsize=14)
         return _save(fig, out_file)
     cols = min(5, len(records))
     rows = math.ceil(len(records) / cols)

@@ -9,12 +9,13 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT  # noqa: F401  (puts the repo on sys.path)
+from conftest import keep_for_docs
 from mmengine.config import Config
 
 from flower_mm.apis import (CAM_METHODS, BatchImageClassifier, CamTargetError,
                             compute_cam, default_target_layers,
                             overlay_heatmap)
+from flower_mm.visualization import plot_cam
 
 SIZE, PATCH = 64, 14
 PATCH_CLASSES = ('plain', 'red_patch')
@@ -234,3 +235,21 @@ def test_overlay_is_rgb_uint8():
     # jet: hot is red, cold is blue
     assert overlay[0, 0, 0] > overlay[0, 0, 2]
     assert overlay[7, 7, 2] > overlay[7, 7, 0]
+
+
+def test_plot_cam_figure(classifier, tmp_path):
+    path = tmp_path / 'red_patch.png'
+    cv2.imwrite(str(path), patch_image(np.random.default_rng(6), (40, 26)))
+    predicted, other = compute_cam(classifier, [str(path)])[0], \
+        compute_cam(classifier, [str(path)], target_category='plain')[0]
+    files = [
+        plot_cam(result, str(tmp_path / 'out' / name), path.name)
+        for result, name in ((predicted, 'a.png'), (other, 'b.png'))
+    ]
+    for file in files:
+        img = cv2.imread(file)
+        assert img.shape[0] >= 300 and img.shape[1] >= 600, img.shape
+        assert img.std() > 10
+    # same photo, another class explained: another picture
+    assert not np.array_equal(cv2.imread(files[0]), cv2.imread(files[1]))
+    keep_for_docs(files[0], 'cam_red_patch.png')
