@@ -26,19 +26,16 @@ from flower_mm.apis import (CAM_METHODS, BatchImageClassifier,  # noqa: E402
                             collect_image_inputs, compute_cam,
                             resolve_target_category, resolve_target_layers)
 from flower_mm.transforms import ImageDecodeError  # noqa: E402
-from flower_mm.utils import exit_on_user_error, merge_cfg_options  # noqa
+from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+                             check_checkpoint_arguments, exit_on_user_error,
+                             merge_cfg_options)
 from flower_mm.visualization import plot_cam  # noqa: E402
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Visualize class activation maps (CAM) of images')
-    parser.add_argument('config', help='config the checkpoint was trained '
-                        'with, e.g. configs/resnet50_flowers.py')
-    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
-                        'tools/train.py')
-    parser.add_argument(
-        'inputs', nargs='+', help='image files, folders or glob patterns')
+    add_checkpoint_arguments(parser, inputs=True)
     parser.add_argument(
         '--out', required=True, help='folder for the PNGs (one per image)')
     parser.add_argument(
@@ -92,10 +89,7 @@ def output_names(paths, out_dir):
 def main() -> int:
     parser = get_args_parser()
     args = parser.parse_args()
-    for name, path in (('config', args.config),
-                       ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
-            parser.error(f'{name} "{path}" does not exist')
+    check_checkpoint_arguments(parser, args)
 
     items = collect_image_inputs(args.inputs)
     failed = [(path, error) for path, error in items if error]

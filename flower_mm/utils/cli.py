@@ -1,0 +1,26 @@
+"""Arguments the tools that load a trained checkpoint share."""
+import argparse
+import os.path as osp
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser,
+                             inputs: bool = False) -> None:
+    """CONFIG CHECKPOINT [INPUT...] positionals, as infer/export/vis_cam
+    take them."""
+    parser.add_argument('config', help='config the checkpoint was trained '
+                        'with, e.g. configs/resnet50_flowers.py')
+    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
+                        'tools/train.py')
+    if inputs:
+        parser.add_argument(
+            'inputs', nargs='+', help='image files, folders or glob patterns')
+
+
+def check_checkpoint_arguments(parser: argparse.ArgumentParser,
+                               args: argparse.Namespace) -> None:
+    """Exit with a usage error (status 2) naming a missing config or
+    checkpoint."""
+    for name, path in (('config', args.config),
+                       ('checkpoint', args.checkpoint)):
+        if not osp.isfile(path):
+            parser.error(f'{name} "{path}" does not exist')
