@@ -51,7 +51,9 @@ def test_most_confident_mistakes_first_up_to_the_limit(tmp_path, capsys):
         samples.append(
             predicted(path, gt, [conf, (1 - conf) / 2, (1 - conf) / 2]))
     hook = ClassificationReportHook(max_misclassified=4)
-    run_hook(hook, fake_runner(tmp_path), [samples[:5], samples[5:]])
+    # A distributed sampler pads the last batch with repeats: counted once.
+    run_hook(hook, fake_runner(tmp_path),
+             [samples[:5], samples[5:] + samples[7:]])
 
     rows = read_csv(tmp_path / 'misclassified.csv')
     assert [r['img_path'] for r in rows] == [

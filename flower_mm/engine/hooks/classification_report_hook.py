@@ -56,10 +56,10 @@ class ClassificationReportHook(Hook):
         self.max_misclassified = max_misclassified
         self.misclassified_png = misclassified_png
         self.misclassified_csv = misclassified_csv
-        self._mistakes, self._num_tested = [], 0
+        self._mistakes, self._tested = {}, set()
 
     def before_test_epoch(self, runner):
-        self._mistakes, self._num_tested = [], 0
+        self._mistakes, self._tested = {}, set()
 
     def after_test_iter(self,
                         runner,
@@ -69,16 +69,21 @@ class ClassificationReportHook(Hook):
         for data_sample in outputs or ():
             if 'gt_label' not in data_sample:
                 continue
-            self._num_tested += 1
+            # Keyed by sample: a distributed sampler pads with repeats.
+            key = data_sample.get('sample_idx', data_sample.get('img_path'))
+            self._tested.add(key)
             record = misclassified_record(data_sample)
             if record is not None:
-                self._mistakes.append(record)
+                self._mistakes[key] = record
 
     def after_test_epoch(self, runner, metrics: Optional[dict] = None):
         if self.max_misclassified > 0:
             # Every rank saw part of the test set.
-            mistakes = sum(all_gather_object(self._mistakes), [])
-            num_tested = sum(all_gather_object(self._num_tested))
+            mistakes, tested = {}, set()
+            for part in all_gather_object((self._mistakes, self._tested)):
+                mistakes.update(part[0])
+                tested |= part[1]
+            mistakes, num_tested = list(mistakes.values()), len(tested)
         if not is_main_process():
             return
         if metrics:
