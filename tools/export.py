@@ -16,7 +16,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from flower_mm.apis import collect_image_inputs  # noqa: E402
 from flower_mm.deployment import (  # noqa: E402
@@ -54,11 +54,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TOLERANCE,
         help='largest allowed |score difference| vs PyTorch '
         '(default %(default)g)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs')
     return parser
 
 

@@ -14,7 +14,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
                             collect_image_inputs, predictions_table,
@@ -38,12 +38,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--device', help='e.g. cuda:0 or cpu; default: the GPU if any')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs, e.g. '
-        'test_dataloader.dataset.pipeline.1.scale=288')
     return parser
 
 

@@ -19,7 +19,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.utils import track_iter_progress  # noqa: E402
 
 from flower_mm.apis import (CAM_METHODS, BatchImageClassifier,  # noqa: E402
@@ -65,11 +65,6 @@ def get_args_parser() -> argparse.ArgumentParser:
         'activations (less noise)')
     parser.add_argument(
         '--device', help='e.g. cuda:0 or cpu; default: the GPU if any')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs')
     return parser
 
 
