@@ -233,3 +233,12 @@ def http_server(monkeypatch):
     yield httpd, f'http://127.0.0.1:{httpd.server_address[1]}'
     httpd.shutdown()
     httpd.server_close()
+
+
+def keep_for_docs(path, name=None) -> None:
+    """With FLOWER_MM_DOCS_IMAGES=1, copy a picture a test made to
+    docs/_static/ (how the README's pictures are made)."""
+    if os.environ.get('FLOWER_MM_DOCS_IMAGES', '0') not in ('', '0'):
+        import shutil
+        shutil.copyfile(path, REPO_ROOT / 'docs' / '_static' /
+                        (name or Path(path).name))

@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import REPO_ROOT, config_path, run_tool, tiny_cfg_options
+from conftest import (REPO_ROOT, config_path, keep_for_docs, run_tool,
+                      tiny_cfg_options)
 from mmengine.config import Config, DictAction
 
 from flower_mm.apis import BatchImageClassifier, collect_image_inputs
@@ -47,8 +48,8 @@ def read_png(path):
 def trained(tmp_path_factory, flower_data_root, pretrained_ckpt):
     cwd = tmp_path_factory.mktemp('trained')
     options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
-    run_tool([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--cfg-options',
-              *options], cwd=cwd)
+    run_tool([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--tensorboard',
+              '--cfg-options', *options], cwd=cwd)
     work_dir = cwd / 'work_dirs' / 'resnet50_flowers'
     checkpoint = work_dir / 'epoch_1.pth'
     assert checkpoint.is_file()
@@ -78,11 +79,13 @@ def test_report(trained):
     out = trained.cwd / 'test_out'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'test.py', CONFIG, trained.checkpoint,
-        '--work-dir', out, '--cfg-options', *trained.options
+        '--work-dir', out, '--out', out / 'results.pkl', '--cfg-options',
+        *trained.options
     ], cwd=trained.cwd)
     with open(out / 'classification_report.json') as f:
         return SimpleNamespace(dir=out, log=proc.stdout + proc.stderr,
-                               report=json.load(f))
+                               report=json.load(f),
+                               results=out / 'results.pkl')
 
 
 def test_test_tool_reports_per_class_metrics(test_report):
@@ -334,3 +337,120 @@ def test_curves_of_a_real_run(trained, tmp_path):
     assert curves['loss'][0] == [1] and curves['accuracy/top1'][0] == [1]
     out = plot_training_curves(runs, str(tmp_path / 'curves.png'))
     read_png(out)
+
+
+def test_test_tool_writes_the_misclassified_gallery(test_report):
+    import csv
+    with open(test_report.results, 'rb') as f:
+        dumped = pickle.load(f)  # tools/test.py --out: MMPretrain's dump
+    wrong = {
+        r['img_path']: r for r in dumped
+        if int(r['pred_label'][0]) != int(r['gt_label'][0])
+    }
+    with open(test_report.dir / 'misclassified.csv') as f:
+        rows = list(csv.DictReader(f))
+    assert len(dumped) == 15
+    assert {r['img_path'] for r in rows} == set(wrong)
+    matrix = np.array(test_report.report['confusion_matrix']['counts'])
+    assert len(rows) == matrix.sum() - np.trace(matrix)
+    scores = [float(r['pred_score']) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert [int(r['rank']) for r in rows] == list(range(1, len(rows) + 1))
+    for row in rows:
+        truth = wrong[row['img_path']]
+        assert row['true_class'] == FLOWER_CLASSES[int(truth['gt_label'][0])]
+        assert row['pred_class'] == FLOWER_CLASSES[int(
+            truth['pred_label'][0])] != row['true_class']
+        assert f'/val/{row["true_class"]}/' in row['img_path']
+        assert float(row['pred_score']) == pytest.approx(
+            float(truth['pred_score'].max()), abs=1e-4)
+    if rows:
+        assert f'{len(rows)} of 15 test images misclassified' \
+            in test_report.log
+    else:
+        assert 'No misclassified images: all 15 are right' in test_report.log
+    read_png(test_report.dir / 'misclassified.png')
+    keep_for_docs(test_report.dir / 'misclassified.png')
+
+
+def test_mmpretrain_analyze_results_tool(trained, test_report, tmp_path):
+    """MMPretrain's analyze_results.py reads what tools/test.py --out wrote.
+    (It needs flower_mm importable: PYTHONPATH=. from the repo root.)"""
+    with open(test_report.results, 'rb') as f:
+        dumped = pickle.load(f)
+    num_wrong = sum(
+        int(r['pred_label'][0]) != int(r['gt_label'][0]) for r in dumped)
+    out = tmp_path / 'analysis'
+    run_tool([
+        MMPRETRAIN_TOOLS / 'analysis_tools' / 'analyze_results.py', CONFIG,
+        test_report.results, '--out-dir', out, '--topk', '3',
+        '--cfg-options', *trained.options
+    ], cwd=trained.cwd, env={'PYTHONPATH': str(REPO_ROOT)})
+    for folder, count in (('success', 15 - num_wrong), ('fail', num_wrong)):
+        pngs = sorted((out / folder).glob('*.png'))
+        assert len(pngs) == min(3, count), folder
+        for png in pngs:
+            assert cv2.imread(str(png)) is not None
+        assert (out / folder / f'{folder}.json').is_file()
+
+
+def test_vis_cam_tool_on_images_and_folders(trained, tmp_path):
+    folder = Path(trained.val_images[0]).parent  # val/daisy: 3 images
+    out = tmp_path / 'cams'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'vis_cam.py', CONFIG, trained.checkpoint,
+        trained.val_images[1], folder, '--out', out, '--method',
+        'GradCAM++', '--target-category', 'rose', '--device', 'cpu',
+        '--cfg-options', *trained.options
+    ], cwd=tmp_path)
+    images = [trained.val_images[1]] + sorted(map(str, folder.glob('*.jpg')))
+    pngs = sorted(out.glob('*_cam.png'))
+    assert [p.name for p in pngs] == sorted(
+        Path(p).stem + '_cam.png' for p in images)
+    for png in pngs:
+        read_png(png)
+    lines = [line for line in proc.stdout.splitlines() if ' -> ' in line]
+    assert [line.split(':')[0] for line in lines] == images
+    for line in lines:
+        pred_class, score = line.split(': ')[1].split(' -> ')[0].split()
+        assert pred_class in FLOWER_CLASSES and 0 < float(score) <= 1
+    assert f'4 CAM images written to {out}' in proc.stdout
+    assert '4/4' in proc.stderr  # MMEngine's progress bar
+
+
+def test_vis_cam_tool_names_the_valid_target_layers(trained, tmp_path,
+                                                   monkeypatch, capsys):
+    vis_cam = load_tool('vis_cam')
+    monkeypatch.setattr(sys, 'argv', [
+        'vis_cam.py', CONFIG, str(trained.checkpoint), trained.val_images[0],
+        '--out', str(tmp_path), '--target-layers', 'backbone.layer9',
+        '--cfg-options', *trained.options
+    ])
+    with pytest.raises(SystemExit) as exc:
+        vis_cam.main()
+    message = str(exc.value.code)
+    assert message.startswith('error: --target-layers "backbone.layer9" is '
+                              'not a layer of the model')
+    assert '\n' not in message
+    for name in ('backbone.layer4', 'backbone.layer4.2', 'backbone.conv1'):
+        assert name in message
+    assert not list(tmp_path.glob('*.png'))
+
+
+def test_tensorboard_event_files_hold_loss_and_accuracy(trained):
+    """tools/train.py --tensorboard: events beside scalars.json."""
+    from tensorboard.backend.event_processing.event_accumulator import \
+        EventAccumulator
+    [scalars] = trained.work_dir.glob('*/vis_data/scalars.json')
+    events = list(scalars.parent.glob('events.out.tfevents.*'))
+    assert len(events) == 1, list(scalars.parent.iterdir())
+    acc = EventAccumulator(str(events[0]))
+    acc.Reload()
+    tags = acc.Tags()['scalars']
+    assert {'loss', 'lr', 'accuracy/top1'} <= set(tags), tags
+    logged = [json.loads(line) for line in scalars.read_text().splitlines()]
+    top1 = [r['accuracy/top1'] for r in logged if 'accuracy/top1' in r]
+    assert [e.value for e in acc.Scalars('accuracy/top1')] == pytest.approx(
+        top1)
+    losses = [r['loss'] for r in logged if 'loss' in r]
+    assert [e.value for e in acc.Scalars('loss')] == pytest.approx(losses)

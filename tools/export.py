@@ -16,22 +16,21 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from flower_mm.apis import collect_image_inputs  # noqa: E402
 from flower_mm.datasets import FlowerDataError  # noqa: E402
 from flower_mm.deployment import (  # noqa: E402
     DEFAULT_TOLERANCE, EXPORT_FORMATS, ExportParityError, export_classifier)
-from flower_mm.utils import exit_on_user_error, merge_cfg_options  # noqa: E402
+from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+                             check_checkpoint_arguments, exit_on_user_error,
+                             merge_cfg_options)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Export a checkpoint to TorchScript / ONNX')
-    parser.add_argument('config', help='config the checkpoint was trained '
-                        'with')
-    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
-                        'tools/train.py')
+    add_checkpoint_arguments(parser)
     parser.add_argument(
         '--format',
         nargs='+',
@@ -56,21 +55,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TOLERANCE,
         help='largest allowed |score difference| vs PyTorch '
         '(default %(default)g)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs')
     return parser
 
 
 def main() -> int:
     parser = get_args_parser()
     args = parser.parse_args()
-    for name, path in (('config', args.config),
-                       ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
-            parser.error(f'{name} "{path}" does not exist')
+    check_checkpoint_arguments(parser, args)
     if args.num_check_images < 2:
         parser.error('--num-check-images must be at least 2 (the check runs '
                      'a batch larger than the traced one)')

@@ -14,24 +14,20 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
                             collect_image_inputs, predictions_table,
                             write_predictions)
-from flower_mm.utils import (exit_on_user_error, format_table,  # noqa: E402
-                             merge_cfg_options)
+from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+                             check_checkpoint_arguments, exit_on_user_error,
+                             format_table, merge_cfg_options)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Predict the top-k classes of images')
-    parser.add_argument('config', help='config the checkpoint was trained '
-                        'with, e.g. configs/resnet50_flowers.py')
-    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
-                        'tools/train.py')
-    parser.add_argument(
-        'inputs', nargs='+', help='image files, folders or glob patterns')
+    add_checkpoint_arguments(parser, inputs=True)
     parser.add_argument(
         '--out', help='also write the predictions to this .csv or .json')
     parser.add_argument(
@@ -42,22 +38,13 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--device', help='e.g. cuda:0 or cpu; default: the GPU if any')
     parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs, e.g. '
-        'test_dataloader.dataset.pipeline.1.scale=288')
     return parser
 
 
 def main() -> int:
     parser = get_args_parser()
     args = parser.parse_args()
-    for name, path in (('config', args.config),
-                       ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
-            parser.error(f'{name} "{path}" does not exist')
+    check_checkpoint_arguments(parser, args)
     if args.out and not args.out.lower().endswith(OUTPUT_FORMATS):
         parser.error(f'--out "{args.out}" must end in .csv or .json')
     if args.topk < 1 or args.batch_size < 1:

@@ -5,8 +5,9 @@
         [--cfg-options K=V ...] [--launcher {none,pytorch,slurm,mpi}]
 
 With the flower configs it also logs a per-class table (precision, recall,
-F1, support, confusion matrix) and writes classification_report.json and
-confusion_matrix.png into the work dir (ClassificationReportHook).
+F1, support, confusion matrix) and writes classification_report.json,
+confusion_matrix.png, misclassified.png and misclassified.csv into the work
+dir (ClassificationReportHook).
 """
 import argparse
 import os

@@ -1,8 +1,8 @@
 """Train a classifier from a config: MMPretrain's `tools/train.py` interface.
 
     python tools/train.py configs/resnet50_flowers.py [--work-dir DIR]
-        [--resume [CKPT]] [--amp] [--auto-scale-lr] [--cfg-options K=V ...]
-        [--launcher {none,pytorch,slurm,mpi}]
+        [--resume [CKPT]] [--amp] [--auto-scale-lr] [--tensorboard]
+        [--cfg-options K=V ...] [--launcher {none,pytorch,slurm,mpi}]
 
 The device is picked by MMEngine: the GPU when there is one, else the CPU.
 """
@@ -46,6 +46,12 @@ def get_args_parser() -> argparse.ArgumentParser:
         action='store_true',
         help='scale the learning rate by the actual batch size over '
         '`auto_scale_lr.base_batch_size`')
+    parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also write TensorBoard event files next to '
+        'vis_data/scalars.json (MMEngine\'s TensorboardVisBackend); view '
+        'them with `tensorboard --logdir work_dirs`')
     parser.add_argument(
         '--cfg-options',
         nargs='+',
@@ -91,6 +97,12 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
 
     if args.auto_scale_lr:
         cfg.auto_scale_lr.enable = True
+
+    if args.tensorboard:
+        backends = cfg.visualizer.setdefault('vis_backends', [])
+        if not any(b.get('type') == 'TensorboardVisBackend'
+                   for b in backends):
+            backends.append(dict(type='TensorboardVisBackend'))
 
     # Typos that MMEngine would silently add as unused keys are errors.
     return merge_cfg_options(cfg, args.cfg_options)

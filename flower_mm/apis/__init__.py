@@ -1,8 +1,14 @@
+from .cam import (CAM_METHODS, CamTargetError, candidate_layer_names,
+                  compute_cam, default_target_layers, overlay_heatmap,
+                  resolve_target_category, resolve_target_layers)
 from .inference import (IMG_EXTENSIONS, OUTPUT_FORMATS, BatchImageClassifier,
                         collect_image_inputs, predictions_table,
                         write_predictions)
 
 __all__ = [
-    'IMG_EXTENSIONS', 'OUTPUT_FORMATS', 'BatchImageClassifier',
-    'collect_image_inputs', 'predictions_table', 'write_predictions'
+    'CAM_METHODS', 'CamTargetError', 'candidate_layer_names', 'compute_cam',
+    'default_target_layers', 'overlay_heatmap', 'resolve_target_category',
+    'resolve_target_layers', 'IMG_EXTENSIONS', 'OUTPUT_FORMATS',
+    'BatchImageClassifier', 'collect_image_inputs', 'predictions_table',
+    'write_predictions'
 ]

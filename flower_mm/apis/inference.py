@@ -171,7 +171,7 @@ class BatchImageClassifier:
         for idx, (path, error) in enumerate(items):
             if error is None:
                 try:
-                    pending.append((idx, self._preprocess(path)))
+                    pending.append((idx, self.preprocess(path)))
                 except Exception as err:
                     error = _reason(err)
             if error is not None:
@@ -185,8 +185,11 @@ class BatchImageClassifier:
             sys.stderr.write('\n')
         return results
 
-    def _preprocess(self, path: str) -> dict:
-        img = decode_to_bgr(read_bytes(path), path)
+    def preprocess(self, image) -> dict:
+        """The test pipeline's packed inputs for an image file or a
+        decoded BGR ``uint8`` array, as :meth:`predict` feeds the model."""
+        img = decode_to_bgr(read_bytes(image), image) \
+            if isinstance(image, str) else image
         # The inferencer's pipeline is the config's test pipeline without
         # its loading step; it takes decoded images as MMPretrain passes
         # them.

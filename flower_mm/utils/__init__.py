@@ -3,6 +3,7 @@ from .lazy import lazy_exports
 # Loaded on first use, so that the torch-free modules (user_errors, table,
 # machine, lazy) import without torch.
 _MODULES = {
+    'cli': ['add_checkpoint_arguments', 'check_checkpoint_arguments'],
     'config_checks': ['ConfigError', 'check_cfg_options',
                       'check_checkpoint_exists', 'merge_cfg_options'],
     'precision': ['AMP_FLAG_HELP', 'amp_flag_dtype', 'cpu_has_native_bf16', 'float32_logits',

@@ -1,8 +1,10 @@
 from .curves import (DEFAULT_KEYS, ScalarsNotFoundError, find_scalar_files,
                      load_runs, load_scalar_records, plot_training_curves,
                      run_curves)
+from .explain import plot_cam, plot_misclassified
 
 __all__ = [
     'DEFAULT_KEYS', 'ScalarsNotFoundError', 'find_scalar_files', 'load_runs',
-    'load_scalar_records', 'plot_training_curves', 'run_curves'
+    'load_scalar_records', 'plot_training_curves', 'run_curves', 'plot_cam',
+    'plot_misclassified'
 ]
