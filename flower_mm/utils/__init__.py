@@ -8,6 +8,8 @@ _MODULES = {
     'precision': ['AMP_FLAG_HELP', 'amp_flag_dtype', 'cpu_has_native_bf16', 'float32_logits',
                   'idle_autocast_dtype', 'inference_precision',
                   'resolve_amp_dtype', 'resolve_inference_dtype'],
+    'machine': ['auto_num_workers', 'cpu_model', 'describe_device',
+                'resolve_num_workers'],
     'table': ['format_table'],
     'user_errors': ['FlowerUserError', 'exit_on_user_error',
                     'user_error_types'],

@@ -16,6 +16,8 @@ from mmengine.runner import Runner
 from mmpretrain.registry import RUNNERS
 from torch.nn.parallel import DistributedDataParallel
 
+from ...utils.machine import resolve_num_workers
+
 
 @RUNNERS.register_module()
 class FlowerRunner(Runner):
@@ -38,6 +40,19 @@ class FlowerRunner(Runner):
       ``DistributedDataParallel``, which CPU modules reject. Here DDP wrappers
       get ``device_ids=None`` on the CPU.
     """
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """MMEngine's, with ``num_workers='auto'`` resolved on this machine
+        (:func:`~flower_mm.utils.machine.auto_num_workers`), so configs
+        need not probe the CPU and dump the same everywhere."""
+        if isinstance(dataloader, dict) and \
+                dataloader.get('num_workers') == 'auto':
+            workers = resolve_num_workers('auto')
+            print_log(f"num_workers='auto': {workers} data loader workers",
+                      logger='current')
+            dataloader = dict(dataloader, num_workers=workers)
+        return Runner.build_dataloader(dataloader, seed, diff_rank_seed)
 
     def setup_env(self, env_cfg: Dict) -> None:
         if self.distributed and not is_distributed() \
