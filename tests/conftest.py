@@ -3,6 +3,7 @@
 Nothing here touches the network: the ImageNet checkpoint the configs name is
 replaced by one the fixture writes in MMPretrain's format.
 """
+import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -167,3 +168,12 @@ def assert_user_error(proc, *fragments) -> str:
 def checkpoints_under(path: Path) -> list:
     """The .pth files anywhere under path."""
     return sorted(Path(path).rglob('*.pth'))
+
+
+def load_tool(name: str):
+    """tools/<name>.py as a module, to call its parser or helpers."""
+    spec = importlib.util.spec_from_file_location(
+        f'tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
