@@ -36,35 +36,27 @@ test_pipeline = [
 # machine. Persistent workers skip restarting every worker at each epoch
 # (seconds on the short flower epochs); batches are stacked in the workers
 # (default_collate) so the model side receives one tensor.
-train_dataloader = dict(
+# Shared by both loaders. (A "__" name is not a config key: MMEngine leaves
+# it out.) _delete_: ImageNet's dataset keys must not carry over.
+__loader = dict(
     batch_size=32,
     num_workers='auto',
     persistent_workers=True,
     prefetch_factor=2,
-    collate_fn=dict(type='default_collate'),
+    collate_fn=dict(type='default_collate'))
+__dataset = dict(_delete_=True, type=dataset_type, data_root=data_root)
+train_dataloader = dict(
+    **__loader,
     dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
+        **__dataset,
         data_prefix='train',
         # True downloads and splits the public archive into data_root on
         # first use (see docs/data_preparation.md).
         prepare=False,
-        pipeline=train_pipeline),
-)
+        pipeline=train_pipeline))
 val_dataloader = dict(
-    batch_size=32,
-    num_workers='auto',
-    persistent_workers=True,
-    prefetch_factor=2,
-    collate_fn=dict(type='default_collate'),
-    dataset=dict(
-        _delete_=True,
-        type=dataset_type,
-        data_root=data_root,
-        data_prefix='val',
-        pipeline=test_pipeline),
-)
+    **__loader,
+    dataset=dict(**__dataset, data_prefix='val', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 val_evaluator = dict(type='Accuracy', topk=(1, ))
 # Testing also explains the errors: per-class precision/recall/F1/support
