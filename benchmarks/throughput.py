@@ -245,7 +245,10 @@ def run_runner_case(case: dict) -> dict:
         cfg = tool.merge_args(Config.fromfile(args.config), args)
     else:
         cfg = stock_config(case)
-    runner = Runner.from_cfg(cfg)
+    # As the tools build it: FlowerRunner resolves num_workers='auto'.
+    from mmengine.registry import RUNNERS
+    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
+        Runner.from_cfg(cfg)
     clock = IterClock(case['batch_size'], case['warmup'], case['device'],
                       total_iters(case))
     epochs = []
@@ -425,7 +428,8 @@ def run_plain_case(case: dict) -> dict:
         loader=read_jpeg,
         transform=plain_transform(train))
     dataset = torch.utils.data.Subset(dataset, range(case['num_images']))
-    workers = int(loader_cfg.num_workers)
+    from flower_mm.utils.machine import resolve_num_workers
+    workers = resolve_num_workers(loader_cfg.num_workers)
     loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=case['batch_size'],

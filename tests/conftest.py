@@ -3,6 +3,7 @@
 Nothing here touches the network: the ImageNet checkpoint the configs name is
 replaced by one the fixture writes in MMPretrain's format.
 """
+import importlib.util
 import http.server
 import os
 import os.path as osp
@@ -242,3 +243,12 @@ def keep_for_docs(path, name=None) -> None:
         import shutil
         shutil.copyfile(path, REPO_ROOT / 'docs' / '_static' /
                         (name or Path(path).name))
+
+
+def load_tool(name: str):
+    """tools/<name>.py as a module, to call its parser or helpers."""
+    spec = importlib.util.spec_from_file_location(
+        f'tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

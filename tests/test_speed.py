@@ -23,7 +23,8 @@ from mmengine.optim import OptimWrapper
 import flower_mm.utils.precision as precision
 from flower_mm.engine import ChannelsLastHook, DeviceAmpOptimWrapper
 from flower_mm.transforms import FastColorJitter
-from flower_mm.utils import cpu_has_native_bf16, resolve_amp_dtype
+from flower_mm.utils import (cpu_has_native_bf16, resolve_amp_dtype,
+                             resolve_num_workers)
 
 TRAIN = str(REPO_ROOT / 'tools' / 'train.py')
 TEST = str(REPO_ROOT / 'tools' / 'test.py')
@@ -400,7 +401,9 @@ def test_flower_config_enables_the_speed_switches():
     assert any(t.type == 'FastColorJitter' for t in cfg.train_pipeline)
     for loader in (cfg.train_dataloader, cfg.val_dataloader):
         assert loader.persistent_workers
-        assert 2 <= loader.num_workers <= 16
+        # Resolved by FlowerRunner.build_dataloader on each machine.
+        assert loader.num_workers == 'auto'
+        assert 2 <= resolve_num_workers(loader.num_workers) <= 16
         assert loader.collate_fn.type == 'default_collate'
 
 

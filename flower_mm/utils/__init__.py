@@ -9,6 +9,8 @@ _MODULES = {
     'precision': ['AMP_FLAG_HELP', 'amp_flag_dtype', 'cpu_has_native_bf16', 'float32_logits',
                   'idle_autocast_dtype', 'inference_precision',
                   'resolve_amp_dtype', 'resolve_inference_dtype'],
+    'machine': ['auto_num_workers', 'cpu_model', 'describe_device',
+                'resolve_num_workers'],
     'num_classes': ['checkpoint_classes', 'resolve_from_checkpoint',
                     'set_auto_num_classes', 'uses_auto_num_classes'],
     'table': ['format_table'],

@@ -13,6 +13,24 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def auto_num_workers() -> int:
+    """Data loader workers for ``num_workers='auto'``: every core this
+    process may use (its affinity mask, which Slurm or taskset may narrow)
+    but one, 2 to 16, the cores shared by the ``LOCAL_WORLD_SIZE``
+    processes torchrun starts on the machine. A training pipeline takes
+    ~6 ms of CPU per photo: a GPU consuming 2000+ images/s needs a dozen
+    workers, a 2-core CPU 2 (docs/speed.md)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(
+        os, 'sched_getaffinity') else os.cpu_count()
+    cores //= int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    return max(2, min(16, cores - 1))
+
+
+def resolve_num_workers(num_workers) -> int:
+    """``num_workers`` of a data loader config, with ``'auto'`` resolved."""
+    return auto_num_workers() if num_workers == 'auto' else int(num_workers)
+
+
 def describe_device() -> str:
     """The device tools/train.py picks here: ``1x <GPU>`` or
     ``CPU, <n> cores (<model>)``."""

@@ -1,19 +1,10 @@
 """--amp means one thing in tools/train.py, tools/test.py, tools/sweep.py."""
-import importlib.util
 import re
 
-from conftest import REPO_ROOT
+from conftest import load_tool
 from mmengine.config import Config
 
 from flower_mm.utils import AMP_FLAG_HELP, amp_flag_dtype
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'{name}_tool', REPO_ROOT / 'tools' / f'{name}.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
 
 
 def amp_help(parser) -> str:

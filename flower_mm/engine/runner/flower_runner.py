@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ...datasets.class_folder_dataset import dataset_classes
 from ...utils.config_checks import ConfigError
 from ...utils.num_classes import set_auto_num_classes, uses_auto_num_classes
+from ...utils.machine import resolve_num_workers
 
 
 @RUNNERS.register_module()
@@ -48,6 +49,19 @@ class FlowerRunner(Runner):
     so a config for any class-folder dataset need not count its classes
     (``configs/resnet50_custom_folders.py``).
     """
+
+    @staticmethod
+    def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
+        """MMEngine's, with ``num_workers='auto'`` resolved on this machine
+        (:func:`~flower_mm.utils.machine.auto_num_workers`), so configs
+        need not probe the CPU and dump the same everywhere."""
+        if isinstance(dataloader, dict) and \
+                dataloader.get('num_workers') == 'auto':
+            workers = resolve_num_workers('auto')
+            print_log(f"num_workers='auto': {workers} data loader workers",
+                      logger='current')
+            dataloader = dict(dataloader, num_workers=workers)
+        return Runner.build_dataloader(dataloader, seed, diff_rank_seed)
 
     def build_model(self, model) -> torch.nn.Module:
         if isinstance(model, dict) and uses_auto_num_classes(model):
