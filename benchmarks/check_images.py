@@ -28,7 +28,7 @@ sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
 from throughput import write_photos  # noqa: E402
 
 from flower_mm.datasets.image_check import (  # noqa: E402
-    CACHE_NAME, default_workers, find_broken_images)
+    cache_file_for, default_workers, find_broken_images)
 
 
 def measure(folder: str, workers: int) -> dict:
@@ -73,8 +73,8 @@ def main() -> None:
     try:
         write_photos(root, num, 0)
         folder = osp.join(root, 'train')
-        if osp.exists(osp.join(folder, CACHE_NAME)):
-            os.remove(osp.join(folder, CACHE_NAME))
+        if osp.exists(cache_file_for(folder)):  # a kept --dir, run again
+            os.remove(cache_file_for(folder))
         print(json.dumps(measure(folder, args.workers)))
     finally:
         if not args.dir:

@@ -60,6 +60,13 @@ def make_flower_dataset(root: Path, train_per_class=4, val_per_class=3):
     return root
 
 
+@pytest.fixture(scope='session', autouse=True)
+def isolated_cache_dir(tmp_path_factory):
+    """flower-mm's cache (image-check verdicts) in a temporary folder, for
+    the tests and the tools they start, never the user's."""
+    os.environ['FLOWER_MM_CACHE_DIR'] = str(tmp_path_factory.mktemp('cache'))
+
+
 @pytest.fixture(scope='session')
 def flower_data_root(tmp_path_factory) -> Path:
     """data/flower_dataset with train/ (4 per class) and val/ (3 per class)."""

@@ -9,9 +9,10 @@ worker mid-epoch. It stays cheap on large folders:
   or garbled file fails, at about half the cost of a full decode), other
   formats fully; threads, since Pillow decodes without the GIL;
 - what was verified is remembered in a cache file keyed by each file's
-  path, size and modification time (beside the data when writable, else
-  in ``$XDG_CACHE_HOME/flower_mm``), so a checked folder is never decoded
-  again and a changed file is;
+  path, size and modification time, in the user's cache
+  (``$FLOWER_MM_CACHE_DIR``, default ``~/.cache/flower_mm``), so a checked
+  folder is never decoded again and a changed file is, and the data folder
+  is left exactly as it was;
 - a split written by ``tools/prepare_flowers.py`` is already verified: the
   files its list names that are not newer than its ``manifest.json`` are
   trusted without decoding.
@@ -30,12 +31,10 @@ from typing import Dict, Iterable, Optional, Set
 from PIL import Image, UnidentifiedImageError
 
 __all__ = [
-    'CACHE_NAME', 'ImageCheckResult', 'check_image_file', 'default_workers',
+    'ImageCheckResult', 'cache_file_for', 'check_image_file', 'default_workers',
     'find_broken_images'
 ]
 
-#: The cache file written into the checked folder (hidden, not an image).
-CACHE_NAME = '.flower_mm_image_check.json'
 _CACHE_VERSION = 1
 # Written by tools/prepare_flowers.py last, after every image of the split.
 _MANIFEST = 'manifest.json'
@@ -107,14 +106,13 @@ def find_broken_images(paths: Iterable[str],
                        workers: Optional[int] = None) -> ImageCheckResult:
     """Check every file in ``paths``, all under ``folder``; see the module.
 
-    ``folder`` names the cache (``folder/.flower_mm_image_check.json``) and
-    may be a split made by ``tools/prepare_flowers.py``, whose manifest is
+    ``folder`` names the cache (:func:`cache_file_for`) and may be a split made by ``tools/prepare_flowers.py``, whose manifest is
     then trusted.
     """
     start = time.perf_counter()
     folder = osp.abspath(folder)
     paths = list(paths)
-    cache_file = _cache_file_for(folder)
+    cache_file = cache_file_for(folder)
     cached = _read_cache(cache_file)
     trusted_before = _prepared_split(folder)
     result = ImageCheckResult(num_files=len(paths))
@@ -157,14 +155,15 @@ def find_broken_images(paths: Iterable[str],
     return result
 
 
-def _cache_file_for(folder: str) -> str:
-    if os.access(folder, os.W_OK):
-        return osp.join(folder, CACHE_NAME)
-    # Read-only data (a shared mount): one cache per folder in the user's.
-    cache_home = os.environ.get('XDG_CACHE_HOME') or osp.expanduser(
-        '~/.cache')
+def cache_file_for(folder: str) -> str:
+    """Where the verdicts on ``folder``'s files are kept: the user's cache,
+    never the data itself (a split is used as it is, and may be shared or
+    read-only)."""
+    cache_home = os.environ.get('FLOWER_MM_CACHE_DIR') or osp.expanduser(
+        '~/.cache/flower_mm')
+    folder = osp.abspath(folder)
     digest = hashlib.sha256(folder.encode()).hexdigest()[:16]
-    return osp.join(cache_home, 'flower_mm', 'image_check',
+    return osp.join(cache_home, 'image_check',
                     f'{osp.basename(folder)}-{digest}.json')
 
 

@@ -1,6 +1,7 @@
 """The image check before training: reasons, the cache, the manifest."""
 import os
 import time
+from pathlib import Path
 
 import cv2
 import pytest
@@ -9,7 +10,7 @@ from numpy.random import default_rng
 
 from flower_mm.datasets import (BrokenImagesError, FlowerDataset,
                                 check_image_file, find_broken_images)
-from flower_mm.datasets.image_check import CACHE_NAME
+from flower_mm.datasets.image_check import cache_file_for
 
 
 def add_broken_files(split_dir):
@@ -52,7 +53,8 @@ def test_cache_skips_checked_files_and_rechecks_changed_ones(data_root):
     assert (first.num_files, first.num_decoded, first.num_cached) == (10, 10,
                                                                       0)
     assert first.broken == {}
-    assert first.cache_file == str(train / CACHE_NAME)
+    assert first.cache_file == cache_file_for(str(train))
+    assert not list(train.glob('.*'))  # the data stays as it was
 
     again = find_broken_images(images_of(train), str(train))
     assert (again.num_decoded, again.num_cached) == (0, 10)
@@ -163,7 +165,7 @@ def test_benchmark_measures_first_and_cached_checks(tmp_path):
     result = bench.measure(str(tmp_path / 'train'), workers=2)
     assert result['photos'] == 6 and result['workers'] == 2
     assert result['first_check_s'] > 0 and result['cached_check_s'] >= 0
-    assert (tmp_path / 'train' / CACHE_NAME).is_file()
+    assert Path(cache_file_for(str(tmp_path / 'train'))).is_file()
 
 
 def test_system_files_in_class_folders_are_not_images(data_root):
