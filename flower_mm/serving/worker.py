@@ -83,8 +83,8 @@ class BatchingWorker:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
-            raise QueueFullError(
-                f'{self._queue.maxsize} requests are already waiting') from None
+            raise QueueFullError(f'{self._queue.maxsize} requests are '
+                                 'already waiting') from None
         return job.future
 
     def _run(self) -> None:

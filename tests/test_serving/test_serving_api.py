@@ -10,18 +10,12 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from flower_mm.datasets import FLOWER_CLASSES
+from flower_mm.experiments import parse_cfg_options
 from flower_mm.serving import build_app, create_app
 from flower_mm.utils import merge_cfg_options
-
-
-def parse_cfg_options(options):
-    import argparse
-    parser = argparse.ArgumentParser()
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
-    return parser.parse_args(['--cfg-options', *options]).cfg_options
 
 
 @pytest.fixture(scope='module')
