@@ -127,9 +127,12 @@ def run_clients(url, photos, clients, duration, files_per_request,
                     response = http.post('/predict', files=[
                         ('files', (name, data, 'image/jpeg'))
                         for name, data in batch])
-                    failed = response.status_code != 200 or any(
-                        r['error'] for r in response.json()['results'])
-                    why = f'HTTP {response.status_code}' if failed else ''
+                    if response.status_code == 200:
+                        why = next((r['error'] for r in response.json()[
+                            'results'] if r['error']), '')
+                    else:
+                        why = f'HTTP {response.status_code}: {response.text}'
+                    failed = bool(why)
                 except Exception as err:  # counted, and the run goes on
                     failed, why = True, f'{type(err).__name__}: {err}'
                 t1 = time.perf_counter()

@@ -196,3 +196,25 @@ def test_serve_refuses_a_crafted_checkpoint(tmp_path):
                     cwd=tmp_path, check=False, timeout=300)
     assert_user_error(proc, REFUSED.format(evil))
     assert not marker.exists()
+
+
+def test_load_benchmark_counts_answers_and_errors(server, trained_model):
+    """benchmarks/serve_load.py's client loop against the running server:
+    answered photos count as images, unreadable ones as errors."""
+    sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
+    try:
+        import serve_load
+    finally:
+        sys.path.pop(0)
+    photos = [(p.name, p.read_bytes()) for p in trained_model.val_images]
+    good = serve_load.run_clients(server, photos, clients=2, duration=3.,
+                                  files_per_request=2, warmup_s=0.)
+    assert good['requests'] > 0 and good['errors'] == 0
+    assert good['images_per_s'] == pytest.approx(2 * good['requests_per_s'])
+    assert 0 < good['p50_ms'] <= good['p95_ms']
+    bad = serve_load.run_clients(server, [('x.jpg', b'no photo')], clients=1,
+                                 duration=1., files_per_request=1,
+                                 warmup_s=0.)
+    assert bad['requests'] > 0 and bad['errors'] == bad['requests']
+    assert bad['images_per_s'] == 0
+    assert '"x.jpg": not an image' in bad['first_errors'][0]
