@@ -19,6 +19,9 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from ..apis import BatchImageClassifier
+from ..datasets.preparation import sha256_file
+
 from .worker import BatchingWorker, QueueFullError
 
 STATIC_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'static')
@@ -27,16 +30,11 @@ UPLOAD_FIELD = 'files'
 RETRY_AFTER_S = 1
 
 
-def _pytorch_classifier(config, checkpoint: str, device: Optional[str]):
-    from flower_mm.apis import BatchImageClassifier
-    return BatchImageClassifier(config, checkpoint, device)
-
-
 # What ``backend=`` (``tools/serve.py --backend``) can name. A backend is a
 # callable (config, checkpoint, device) returning an object with
 # BatchImageClassifier's interface: ``classes``, ``device``, ``precision``
 # and ``predict_bytes(files, topk, batch_size)``.
-BACKENDS = {'pytorch': _pytorch_classifier}
+BACKENDS = {'pytorch': BatchImageClassifier}
 
 
 class Prediction(BaseModel):
@@ -101,31 +99,30 @@ def create_app(config,
                          f'{", ".join(sorted(BACKENDS))}.')
     classifier = BACKENDS[backend](config, checkpoint,
                                    None if device == 'auto' else device)
-    from flower_mm.datasets.preparation import sha256_file
-    info = ModelInfo(
+    model = dict(
         classes=list(classifier.classes),
         config=config if isinstance(config, str) else str(config.filename),
         checkpoint=osp.basename(checkpoint),
         checkpoint_sha256=sha256_file(checkpoint)[:12],
         device=str(classifier.device),
         precision=classifier.precision,
-        backend=backend,
-        max_batch=max_batch,
-        max_files=max_files,
-        max_upload_mb=max_upload_mb)
-    return build_app(classifier, info, max_batch, max_upload_mb, max_files,
+        backend=backend)
+    return build_app(classifier, model, max_batch, max_upload_mb, max_files,
                      max_queue, max_wait_ms)
 
 
 def build_app(classifier,
-              info: ModelInfo,
+              model: dict,
               max_batch: int = 16,
               max_upload_mb: float = 20,
               max_files: int = 64,
               max_queue: int = 64,
               max_wait_ms: float = 5.) -> FastAPI:
-    """The app around an already loaded classifier (see :func:`create_app`).
-    """
+    """The app around an already loaded classifier (see :func:`create_app`);
+    ``model`` describes it for ``/model`` (the fields of :class:`ModelInfo`
+    but the limits)."""
+    info = ModelInfo(**model, max_batch=max_batch, max_files=max_files,
+                     max_upload_mb=max_upload_mb)
     worker = BatchingWorker(classifier, max_batch, max_wait_ms, max_queue)
     max_bytes = int(max_upload_mb * 2**20)
     with open(osp.join(STATIC_DIR, 'index.html'), encoding='utf-8') as f:
@@ -158,7 +155,7 @@ def build_app(classifier,
         return Health(status='ok', queued=worker.queued)
 
     @app.get('/model', response_model=ModelInfo)
-    async def model() -> ModelInfo:
+    async def model_info() -> ModelInfo:
         return info
 
     @app.post(

@@ -9,9 +9,12 @@ import time
 import cv2
 import numpy as np
 import pytest
+from conftest import config_path
 from fastapi.testclient import TestClient
 from mmengine.config import Config
+from test_untrusted_checkpoints import REFUSED, write_malicious_checkpoint
 
+from flower_mm.compat import UnsafeCheckpointError
 from flower_mm.datasets import FLOWER_CLASSES
 from flower_mm.experiments import parse_cfg_options
 from flower_mm.serving import build_app, create_app
@@ -80,8 +83,10 @@ def gated(classifier):
 
 
 def app_with(served, classifier=None, **limits):
+    """Another app on the module's classifier (or ``classifier``)."""
     app = served[0]
-    info = app.state.model_info
+    info = app.state.model_info.model_dump(
+        exclude={'max_batch', 'max_files', 'max_upload_mb'})
     return build_app(classifier or app.state.worker.classifier, info,
                      **limits)
 
@@ -188,6 +193,8 @@ def test_refuses_wrong_requests(served, photos):
 
 def test_too_many_files_and_too_large_bodies_get_413(served, photos):
     with TestClient(app_with(served, max_files=2, max_upload_mb=0.5)) as c:
+        limits = c.get('/model').json()
+        assert (limits['max_files'], limits['max_upload_mb']) == (2, 0.5)
         response = post(c, photos[:3])
         assert response.status_code == 413
         assert 'More than 2 files' in response.json()['detail']
@@ -332,6 +339,18 @@ def test_full_queue_answers_503_with_retry_after(served, classifier, photos,
         assert response.status_code == 200
         [result] = response.json()['results']
         assert_matches(result, expected[photos[i][0]])
+
+
+def test_refuses_a_crafted_checkpoint(tmp_path):
+    """Checkpoints load through the project's safe loader, as in
+    tools/infer.py (tools/serve.py prints the message as one error line)."""
+    marker = tmp_path / 'pwned'
+    evil = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
+    with pytest.raises(UnsafeCheckpointError) as refusal:
+        create_app(config_path('resnet50_flowers.py'), str(evil),
+                   device='cpu')
+    assert REFUSED.format(evil) in str(refusal.value)
+    assert not marker.exists()
 
 
 def wait_until(condition, timeout=30.):
