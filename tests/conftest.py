@@ -259,3 +259,24 @@ def load_tool(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope='session')
+def trained_model(tmp_path_factory, flower_data_root, pretrained_ckpt):
+    """A checkpoint from `tools/train.py` (1 epoch on the tiny data), once
+    per session: ``config``, ``checkpoint``, the ``options`` it was trained
+    with (pass them as --cfg-options) and one val image per class."""
+    from types import SimpleNamespace
+    cwd = tmp_path_factory.mktemp('trained_model')
+    config = config_path('resnet50_flowers.py')
+    options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
+    run_tool([REPO_ROOT / 'tools' / 'train.py', config, '--cfg-options',
+              *options], cwd=cwd)
+    checkpoint = cwd / 'work_dirs' / 'resnet50_flowers' / 'epoch_1.pth'
+    assert checkpoint.is_file()
+    val_images = [
+        sorted((flower_data_root / 'val' / c).glob('*.jpg'))[0]
+        for c in FLOWER_CLASSES
+    ]
+    return SimpleNamespace(config=config, checkpoint=checkpoint,
+                           options=options, val_images=val_images)

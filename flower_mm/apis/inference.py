@@ -11,6 +11,7 @@ import json
 import os
 import os.path as osp
 import sys
+from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -140,9 +141,28 @@ class BatchImageClassifier:
             ``{'class', 'score'}``, best first, scores are softmax
             probabilities) and ``error`` (None, or why the file failed).
         """
+        return self._classify([(path, error, partial(read_bytes, path))
+                               for path, error in items], topk, batch_size,
+                              progress)
+
+    def predict_bytes(self,
+                      files: Sequence[Tuple[str, bytes]],
+                      topk: int = 3,
+                      batch_size: int = 16) -> List[dict]:
+        """As :meth:`predict`, for encoded images already in memory (e.g.
+        uploads): ``(name, data)`` pairs. ``name`` only labels the result;
+        no file is opened."""
+        return self._classify([(name, None, lambda data=data: data)
+                               for name, data in files], topk, batch_size,
+                              progress=False)
+
+    def _classify(self, sources, topk: int, batch_size: int,
+                  progress: bool) -> List[dict]:
+        """``sources``: ``(name, error, read)``; ``read()`` gives the encoded
+        bytes of an item whose ``error`` is None."""
         topk = min(topk, len(self.classes))
-        results: List[Optional[dict]] = [None] * len(items)
-        bar = ProgressBar(len(items), file=sys.stderr) if progress else None
+        results: List[Optional[dict]] = [None] * len(sources)
+        bar = ProgressBar(len(sources), file=sys.stderr) if progress else None
         pending = []
 
         def done(n=1):
@@ -158,7 +178,7 @@ class BatchImageClassifier:
             for (idx, _), pred in zip(pending, preds):
                 scores, labels = pred.pred_score.float().cpu().topk(topk)
                 results[idx] = dict(
-                    path=items[idx][0],
+                    path=sources[idx][0],
                     topk=[{
                         'class': self.classes[label],
                         'score': float(score)
@@ -168,14 +188,14 @@ class BatchImageClassifier:
             done(len(pending))
             pending.clear()
 
-        for idx, (path, error) in enumerate(items):
+        for idx, (name, error, read) in enumerate(sources):
             if error is None:
                 try:
-                    pending.append((idx, self.preprocess(path)))
+                    pending.append((idx, self.preprocess(read(), name)))
                 except Exception as err:
                     error = _reason(err)
             if error is not None:
-                results[idx] = dict(path=path, topk=[], error=error)
+                results[idx] = dict(path=name, topk=[], error=error)
                 done()
             if len(pending) >= batch_size:
                 flush()
@@ -185,11 +205,16 @@ class BatchImageClassifier:
             sys.stderr.write('\n')
         return results
 
-    def preprocess(self, image) -> dict:
-        """The test pipeline's packed inputs for an image file or a
-        decoded BGR ``uint8`` array, as :meth:`predict` feeds the model."""
-        img = decode_to_bgr(read_bytes(image), image) \
-            if isinstance(image, str) else image
+    def preprocess(self, image, name: Optional[str] = None) -> dict:
+        """The test pipeline's packed inputs for an image file, its bytes
+        (``name`` names them in errors) or a decoded BGR ``uint8`` array,
+        as :meth:`predict` feeds the model."""
+        if isinstance(image, str):
+            img = decode_to_bgr(read_bytes(image), image)
+        elif isinstance(image, (bytes, bytearray, memoryview)):
+            img = decode_to_bgr(bytes(image), name or '<bytes>')
+        else:
+            img = image
         # The inferencer's pipeline is the config's test pipeline without
         # its loading step; it takes decoded images as MMPretrain passes
         # them.

@@ -1,0 +1,127 @@
+"""One model thread that batches concurrent requests.
+
+Requests put their images in a bounded queue; the thread takes the first
+waiting request, adds any others that arrive within a few milliseconds (up
+to ``max_batch`` images) and runs them through the classifier in one call,
+so a loaded server runs batches instead of batch-1 per request.
+"""
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import List, Sequence, Tuple
+
+Files = Sequence[Tuple[str, bytes]]
+
+
+class QueueFullError(Exception):
+    """More requests are waiting than the queue holds; retry later."""
+
+
+class _Job:
+    __slots__ = ('files', 'topk', 'future')
+
+    def __init__(self, files: Files, topk: int):
+        self.files, self.topk, self.future = files, topk, Future()
+
+
+_STOP = object()
+
+
+class BatchingWorker:
+    """Runs ``classifier.predict_bytes`` for queued requests, batched.
+
+    Args:
+        classifier: An object with ``predict_bytes(files, topk,
+            batch_size)`` and ``classes``, e.g.
+            :class:`flower_mm.apis.BatchImageClassifier`.
+        max_batch (int): Most images per forward pass.
+        max_wait_ms (float): How long the first request of a batch waits
+            for others to join it.
+        max_queue (int): Requests that may wait; :meth:`submit` raises
+            :class:`QueueFullError` beyond it.
+    """
+
+    def __init__(self,
+                 classifier,
+                 max_batch: int = 16,
+                 max_wait_ms: float = 5.,
+                 max_queue: int = 64):
+        if max_batch < 1 or max_queue < 1:
+            raise ValueError('max_batch and max_queue must be at least 1')
+        self.classifier = classifier
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1e3
+        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
+        self._thread = None
+        # Images per classifier call, the latest 1000 (for tests and logs).
+        self.batch_sizes: deque = deque(maxlen=1000)
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting for the model now."""
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name='flower-mm-model', daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        """Answer what is queued, then end the thread."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
+
+    def submit(self, files: Files, topk: int) -> Future:
+        """Queue one request; its future gives one result per file, as
+        ``predict_bytes`` returns them."""
+        job = _Job(list(files), topk)
+        try:
+            self._queue.put_nowait(job)
+        except queue.Full:
+            raise QueueFullError(f'{self._queue.maxsize} requests are '
+                                 'already waiting') from None
+        return job.future
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            jobs, images = [first], len(first.files)
+            deadline = time.monotonic() + self.max_wait
+            while images < self.max_batch:
+                try:
+                    job = self._queue.get(
+                        timeout=max(0., deadline - time.monotonic()))
+                except queue.Empty:
+                    break
+                if job is _STOP:
+                    stopping = True
+                    break
+                jobs.append(job)
+                images += len(job.files)
+            self._answer(jobs)
+
+    def _answer(self, jobs: List[_Job]) -> None:
+        files = [f for job in jobs for f in job.files]
+        try:
+            results = self.classifier.predict_bytes(
+                files, max(job.topk for job in jobs), self.max_batch)
+        except Exception as err:  # these requests fail, the thread lives on
+            for job in jobs:
+                job.future.set_exception(err)
+            return
+        self.batch_sizes.append(len(files))
+        start = 0
+        for job in jobs:
+            mine = results[start:start + len(job.files)]
+            start += len(job.files)
+            for result in mine:
+                result['topk'] = result['topk'][:job.topk]
+            job.future.set_result(mine)

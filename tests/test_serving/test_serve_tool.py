@@ -1,0 +1,208 @@
+"""tools/serve.py as a user runs it, and its page in a real browser: Debian's
+Chromium driven by Playwright.
+
+Set FLOWER_MM_SCREENSHOT=docs/_static/serve_page.png to also write the
+screenshot the README shows.
+"""
+import http.client
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import httpx
+import pytest
+from conftest import REPO_ROOT
+from playwright.sync_api import expect, sync_playwright
+
+from flower_mm.datasets import FLOWER_CLASSES
+
+CHROMIUM = '/usr/bin/chromium'
+CHROMIUM_ARGS = [
+    '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--no-first-run', '--disable-sync'
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def server(trained_model):
+    """tools/serve.py on a free port of 127.0.0.1, stopped afterwards."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO_ROOT / 'tools' / 'serve.py'),
+         trained_model.config, str(trained_model.checkpoint), '--port',
+         str(port), '--device', 'cpu', '--cfg-options',
+         *trained_model.options],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f'http://127.0.0.1:{port}'
+    deadline = time.monotonic() + 180
+    try:
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f'tools/serve.py exited {proc.returncode}:\n'
+                            f'{proc.stdout.read()[-5000:]}')
+            try:
+                with urllib.request.urlopen(url + '/health', timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, 'the server never came up'
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+
+
+def api_predictions(url, paths):
+    files = [('files', (p.name, p.read_bytes(), 'image/jpeg')) for p in paths]
+    response = httpx.post(url + '/predict', files=files, timeout=60)
+    response.raise_for_status()
+    return {r['name']: r for r in response.json()['results']}
+
+
+def classify_in_page(page, url, paths):
+    """Open the page, choose ``paths`` in its file input and wait for every
+    photo's bars. Returns ``{name: [(label, percent, bar width), ...]}``."""
+    page.goto(url)
+    expect(page.locator('#model')).to_contain_text('epoch_1.pth')
+    page.get_by_label('Choose photos').set_input_files(
+        [str(p) for p in paths])
+    cards = page.locator('.card')
+    expect(cards).to_have_count(len(paths))
+    expect(page.locator('.card .bar')).to_have_count(5 * len(paths),
+                                                     timeout=60_000)
+    shown = {}
+    for card in cards.all():
+        rows = []
+        for bar in card.locator('.bar').all():
+            pct = bar.locator('.pct').inner_text()
+            assert re.fullmatch(r'\d{1,3}\.\d %', pct), pct
+            width = bar.locator('.fill').evaluate(
+                'e => e.getBoundingClientRect().width / '
+                'e.parentElement.getBoundingClientRect().width')
+            rows.append((bar.locator('.label').inner_text(),
+                         float(pct[:-2]), width))
+        time_text = card.locator('.time').inner_text()
+        assert re.fullmatch(r'\d+ ms', time_text), time_text
+        shown[card.locator('h2').inner_text()] = rows
+    return shown
+
+
+def test_page_in_chromium(server, trained_model, tmp_path):
+    photos = trained_model.val_images[:2]
+    expected = api_predictions(server, photos)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM,
+                                     args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={'width': 1000, 'height': 720})
+            shown = classify_in_page(page, server, photos)
+            screenshot = tmp_path / 'serve_page.png'
+            page.screenshot(path=str(screenshot), full_page=True)
+            if os.environ.get('FLOWER_MM_SCREENSHOT'):
+                page.screenshot(path=os.environ['FLOWER_MM_SCREENSHOT'],
+                                full_page=True)
+
+            assert sorted(shown) == sorted(p.name for p in photos)
+            for name, rows in shown.items():
+                labels = [label for label, _, _ in rows]
+                assert sorted(labels) == sorted(FLOWER_CLASSES)
+                assert labels == [
+                    p['label'] for p in expected[name]['topk']]
+                percents = [pct for _, pct, _ in rows]
+                assert sum(percents) == pytest.approx(100, abs=0.3)
+                for (_, pct, width), p in zip(rows, expected[name]['topk']):
+                    assert pct == pytest.approx(100 * p['score'], abs=0.051)
+                    assert width == pytest.approx(p['score'], abs=0.01)
+            assert screenshot.stat().st_size > 10_000
+
+            # Keyboard: the controls are reachable with Tab, in order, and
+            # work from the keyboard.
+            page.evaluate('document.activeElement.blur()')
+            focused = []
+            for _ in range(3):
+                page.keyboard.press('Tab')
+                focused.append(page.evaluate('document.activeElement.id'))
+            assert focused == ['files', 'topk', 'clear']
+            page.keyboard.press('Enter')
+            expect(page.locator('.card')).to_have_count(0)
+
+            # A file that is no photo: its card says why.
+            page.get_by_label('Choose photos').set_input_files(
+                [{'name': 'notes.txt', 'mimeType': 'text/plain',
+                  'buffer': b'no pixels here'}])
+            expect(page.locator('.card .error')).to_contain_text(
+                '"notes.txt": not an image')
+
+            # On a phone: nothing wider than the screen.
+            page.set_viewport_size({'width': 360, 'height': 740})
+            assert page.evaluate(
+                'document.documentElement.scrollWidth') <= 360
+        finally:
+            browser.close()
+
+
+def test_server_refuses_a_large_body_before_reading_it(server):
+    """A declared 10 GB upload is answered 413 while the client has sent
+    only its headers."""
+    host, port = server.rsplit('/', 1)[1].split(':')
+    conn = http.client.HTTPConnection(host, int(port), timeout=20)
+    conn.putrequest('POST', '/predict')
+    conn.putheader('Content-Type', 'multipart/form-data; boundary=x')
+    conn.putheader('Content-Length', str(10 * 2**30))
+    conn.endheaders()
+    response = conn.getresponse()
+    assert response.status == 413
+    assert b'larger than 20 MB' in response.read()
+    conn.close()
+
+
+def test_serve_binds_localhost_by_default():
+    sys.path.insert(0, str(REPO_ROOT / 'tools'))
+    try:
+        import serve
+    finally:
+        sys.path.pop(0)
+    args = serve.get_args_parser().parse_args(['a.py', 'b.pth'])
+    assert (args.host, args.port, args.backend) == ('127.0.0.1', 8000,
+                                                     'pytorch')
+    assert (args.max_batch, args.max_upload_mb) == (16, 20)
+
+
+
+def test_load_benchmark_counts_answers_and_errors(server, trained_model):
+    """benchmarks/serve_load.py's client loop against the running server:
+    answered photos count as images, unreadable ones as errors."""
+    sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
+    try:
+        import serve_load
+    finally:
+        sys.path.pop(0)
+    photos = [(p.name, p.read_bytes()) for p in trained_model.val_images]
+    good = serve_load.run_clients(server, photos, clients=2, duration=3.,
+                                  files_per_request=2, warmup_s=0.)
+    assert good['requests'] > 0 and good['errors'] == 0
+    assert good['images_per_s'] == pytest.approx(2 * good['requests_per_s'])
+    assert 0 < good['p50_ms'] <= good['p95_ms']
+    bad = serve_load.run_clients(server, [('x.jpg', b'no photo')], clients=1,
+                                 duration=1., files_per_request=1,
+                                 warmup_s=0.)
+    assert bad['requests'] > 0 and bad['errors'] == bad['requests']
+    assert bad['images_per_s'] == 0
+    assert '"x.jpg": not an image' in bad['first_errors'][0]

@@ -1,0 +1,360 @@
+"""The prediction service's API through FastAPI's TestClient, on a checkpoint
+trained by tools/train.py, against the project's inference path."""
+import asyncio
+import hashlib
+import tempfile
+import threading
+import time
+
+import cv2
+import numpy as np
+import pytest
+from conftest import config_path
+from fastapi.testclient import TestClient
+from mmengine.config import Config
+from test_untrusted_checkpoints import REFUSED, write_malicious_checkpoint
+
+from flower_mm.compat import UnsafeCheckpointError
+from flower_mm.datasets import FLOWER_CLASSES
+from flower_mm.experiments import parse_cfg_options
+from flower_mm.serving import build_app, create_app
+from flower_mm.utils import merge_cfg_options
+
+
+@pytest.fixture(scope='module')
+def served(trained_model):
+    cfg = merge_cfg_options(
+        Config.fromfile(trained_model.config),
+        parse_cfg_options(trained_model.options))
+    app = create_app(cfg, str(trained_model.checkpoint), device='cpu')
+    with TestClient(app) as client:
+        yield app, client
+
+
+@pytest.fixture(scope='module')
+def classifier(served):
+    return served[0].state.worker.classifier
+
+
+@pytest.fixture(scope='module')
+def photos(trained_model):
+    """(name, bytes) of one val photo per class."""
+    return [(p.name, p.read_bytes()) for p in trained_model.val_images]
+
+
+@pytest.fixture(scope='module')
+def expected(classifier, trained_model):
+    """What tools/infer.py's path (files read from disk) predicts, top 5."""
+    results = classifier.predict(
+        [(str(p), None) for p in trained_model.val_images], topk=5,
+        progress=False)
+    return {r['path'].rsplit('/', 1)[-1]: r['topk'] for r in results}
+
+
+def post(client, files, **params):
+    return client.post(
+        '/predict', params=params,
+        files=[('files', (name, data, 'image/jpeg')) for name, data in files])
+
+
+def assert_matches(result, expected_topk):
+    assert result['error'] is None
+    assert [p['label'] for p in result['topk']] == [
+        p['class'] for p in expected_topk[:len(result['topk'])]]
+    np.testing.assert_allclose([p['score'] for p in result['topk']],
+                               [p['score'] for p in expected_topk[
+                                   :len(result['topk'])]], atol=1e-5)
+
+
+def gated(classifier):
+    """The classifier, holding its first call until ``release`` is set."""
+    class Gated:
+        entered, release = threading.Event(), threading.Event()
+
+        def __getattr__(self, name):
+            return getattr(classifier, name)
+
+        def predict_bytes(self, *args, **kwargs):
+            self.entered.set()
+            assert self.release.wait(30), 'the test never released the model'
+            return classifier.predict_bytes(*args, **kwargs)
+
+    return Gated()
+
+
+def app_with(served, classifier=None, **limits):
+    """Another app on the module's classifier (or ``classifier``)."""
+    app = served[0]
+    info = app.state.model_info.model_dump(
+        exclude={'max_batch', 'max_files', 'max_upload_mb'})
+    return build_app(classifier or app.state.worker.classifier, info,
+                     **limits)
+
+
+def test_page_health_model_and_docs(served, trained_model, classifier):
+    _, client = served
+    page = client.get('/')
+    assert page.status_code == 200
+    assert 'text/html' in page.headers['content-type']
+    html = page.text
+    assert 'name="viewport"' in html
+    assert '<label for="files">' in html and 'id="files"' in html
+    assert 'multiple' in html.split('id="files"')[1].split('>')[0]
+    assert 'http://' not in html and 'https://' not in html  # no CDN
+    assert "default-src 'self'" in page.headers['content-security-policy']
+
+    assert client.get('/health').json() == {'status': 'ok', 'queued': 0}
+    info = client.get('/model').json()
+    digest = hashlib.sha256(trained_model.checkpoint.read_bytes())
+    assert info['classes'] == list(FLOWER_CLASSES)
+    assert info['checkpoint'] == 'epoch_1.pth'
+    assert info['checkpoint_sha256'] == digest.hexdigest()[:12]
+    assert info['config'].endswith('resnet50_flowers.py')
+    assert (info['device'], info['backend']) == ('cpu', 'pytorch')
+    assert info['precision'] == classifier.precision
+    assert info['max_upload_mb'] == 20 and info['max_batch'] == 16
+
+    schema = client.get('/openapi.json').json()
+    body = schema['paths']['/predict']['post']['requestBody']
+    assert 'files' in body['content']['multipart/form-data']['schema'][
+        'properties']
+    assert client.get('/docs').status_code == 200
+
+
+def test_one_photo_as_infer_predicts_it(served, photos, expected):
+    name, data = photos[2]
+    response = post(served[1], [(name, data)])
+    assert response.status_code == 200
+    body = response.json()
+    [result] = body['results']
+    assert result['name'] == name
+    assert len(result['topk']) == 5  # the default
+    assert sum(p['score'] for p in result['topk']) == pytest.approx(1, 1e-4)
+    assert_matches(result, expected[name])
+    assert body['time_ms'] > 0
+
+
+def test_several_photos_and_topk(served, photos, expected):
+    response = post(served[1], photos, topk=2)
+    assert response.status_code == 200
+    results = response.json()['results']
+    assert [r['name'] for r in results] == [name for name, _ in photos]
+    for result in results:
+        assert len(result['topk']) == 2
+        assert_matches(result, expected[result['name']])
+    # More than there are classes: all of them.
+    [result] = post(served[1], photos[:1], topk=50).json()['results']
+    assert len(result['topk']) == len(FLOWER_CLASSES)
+
+
+def test_unreadable_files_get_errors_and_the_rest_answers(
+        served, photos, expected):
+    name, good = photos[0]
+    bad = [('notes.txt', b'these are not the pixels you are looking for'),
+           ('cut.jpg', good[:len(good) // 2]), ('empty.jpg', b'')]
+    response = post(served[1], bad + [(name, good)])
+    assert response.status_code == 200
+    results = response.json()['results']
+    reasons = {
+        'notes.txt': 'not an image',
+        'cut.jpg': 'truncated',
+        'empty.jpg': 'empty (0 bytes)'
+    }
+    for result in results[:3]:
+        assert result['topk'] == []
+        assert result['error'].startswith(f'"{result["name"]}"') or (
+            f'"{result["name"]}" is empty' in result['error'])
+        assert reasons[result['name']] in result['error'], result['error']
+    assert_matches(results[3], expected[name])
+    # Garbage first, then a photo: the server keeps serving.
+    post(served[1], bad[:1])
+    [result] = post(served[1], [(name, good)]).json()['results']
+    assert_matches(result, expected[name])
+
+
+def test_refuses_wrong_requests(served, photos):
+    _, client = served
+    response = client.post('/predict', json={'files': ['a.jpg']})
+    assert response.status_code == 415
+    assert 'multipart/form-data' in response.json()['detail']
+    response = client.post('/predict', data={'files': 'a.jpg'})
+    assert response.status_code == 415  # urlencoded
+    response = client.post(
+        '/predict', files=[('photo', ('a.jpg', photos[0][1], 'image/jpeg'))])
+    assert response.status_code == 422
+    assert 'No file in the multipart field "files"' in response.json()[
+        'detail']
+    assert post(client, photos[:1], topk=0).status_code == 422
+    response = client.post(
+        '/predict', content=b'--x\r\nnonsense',
+        headers={'content-type': 'multipart/form-data; boundary=x'})
+    assert response.status_code in (400, 422)
+
+
+def test_too_many_files_and_too_large_bodies_get_413(served, photos):
+    with TestClient(app_with(served, max_files=2, max_upload_mb=0.5)) as c:
+        limits = c.get('/model').json()
+        assert (limits['max_files'], limits['max_upload_mb']) == (2, 0.5)
+        response = post(c, photos[:3])
+        assert response.status_code == 413
+        assert 'More than 2 files' in response.json()['detail']
+        assert post(c, photos[:2]).status_code == 200
+        big = np.random.default_rng(0).integers(0, 256, (600, 600, 3),
+                                                np.uint8)
+        png = cv2.imencode('.png', big)[1].tobytes()  # ~1 MB of noise
+        response = post(c, [('big.png', png)])
+        assert response.status_code == 413
+        assert 'larger than 0.5 MB' in response.json()['detail']
+
+
+def run_asgi(app, headers, chunks):
+    """One request straight into the ASGI app, its body from ``chunks``
+    (an iterator). Returns the status and how many chunks were read."""
+    read = 0
+    messages = []
+
+    async def receive():
+        nonlocal read
+        chunk = next(chunks, None)
+        if chunk is None:
+            return {'type': 'http.request', 'body': b'', 'more_body': False}
+        read += 1
+        return {'type': 'http.request', 'body': chunk, 'more_body': True}
+
+    async def send(message):
+        messages.append(message)
+
+    scope = {
+        'type': 'http', 'asgi': {'version': '3.0'}, 'http_version': '1.1',
+        'method': 'POST', 'scheme': 'http', 'path': '/predict',
+        'raw_path': b'/predict', 'root_path': '', 'query_string': b'',
+        'headers': [(k.encode(), v.encode()) for k, v in headers.items()],
+        'client': ('127.0.0.1', 1), 'server': ('127.0.0.1', 80)
+    }
+    asyncio.run(app(scope, receive, send))
+    return messages[0]['status'], read
+
+
+def test_413_without_reading_the_body(served):
+    app = app_with(served, max_upload_mb=2)
+    boundary = 'b0undary'
+    headers = {'content-type': f'multipart/form-data; boundary={boundary}'}
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            'filename="huge.jpg"\r\nContent-Type: image/jpeg\r\n\r\n').encode()
+
+    def endless_upload():
+        yield head
+        while True:
+            yield b'\xff' * 2**18  # 256 kB, forever
+
+    # Declared too large: refused before a single byte is read.
+    status, read = run_asgi(app, {**headers, 'content-length': str(10**10)},
+                            endless_upload())
+    assert (status, read) == (413, 0)
+    # Streamed without a length: refused as soon as it passes the limit.
+    status, read = run_asgi(app, headers, endless_upload())
+    assert status == 413
+    assert read <= 2 * 4 + 2, f'{read} chunks of 256 kB were read'
+
+
+def test_uploads_stay_in_memory(served, photos, expected, monkeypatch):
+    """A photo larger than Starlette's 1 MB spool threshold is still never
+    written to a temporary file."""
+    def no_disk(*args, **kwargs):
+        raise AssertionError('an upload was written to disk')
+
+    for name in ('TemporaryFile', 'NamedTemporaryFile', 'mkstemp'):
+        monkeypatch.setattr(tempfile, name, no_disk)
+    name, data = photos[1]
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    big = cv2.resize(img, (900, 900), interpolation=cv2.INTER_NEAREST)
+    big = np.clip(big + np.random.default_rng(0).normal(0, 3, big.shape), 0,
+                  255).astype(np.uint8)
+    png = cv2.imencode('.png', big)[1].tobytes()
+    assert len(png) > 1.2 * 2**20
+    response = post(served[1], [('big.png', png)])
+    assert response.status_code == 200, response.text
+    assert response.json()['results'][0]['error'] is None
+
+
+def test_concurrent_requests_are_batched_and_answered(
+        served, classifier, photos, expected):
+    model = gated(classifier)
+    app = app_with(served, classifier=model, max_batch=16)
+    worker = app.state.worker
+    answers = {}
+
+    def ask(i, client):
+        name, data = photos[i % len(photos)]
+        response = post(client, [(name, data)])
+        answers[i] = (name, response)
+
+    with TestClient(app) as client:
+        threads = [threading.Thread(target=ask, args=(i, client))
+                   for i in range(8)]
+        threads[0].start()
+        assert model.entered.wait(30)
+        for t in threads[1:]:
+            t.start()
+        wait_until(lambda: worker.queued == 7)
+        model.release.set()
+        for t in threads:
+            t.join(60)
+    assert sorted(answers) == list(range(8))
+    for name, response in answers.values():
+        assert response.status_code == 200
+        [result] = response.json()['results']
+        assert result['name'] == name
+        assert_matches(result, expected[name])
+    # The first request ran alone; the seven that waited ran as one batch.
+    assert list(worker.batch_sizes) == [1, 7]
+
+
+def test_full_queue_answers_503_with_retry_after(served, classifier, photos,
+                                                 expected):
+    model = gated(classifier)
+    app = app_with(served, classifier=model, max_queue=1)
+    answers = {}
+
+    def ask(i, client):
+        answers[i] = post(client, photos[i:i + 1])
+
+    with TestClient(app) as client:
+        running = threading.Thread(target=ask, args=(0, client))
+        running.start()
+        assert model.entered.wait(30)  # request 0 holds the model
+        waiting = threading.Thread(target=ask, args=(1, client))
+        waiting.start()
+        wait_until(lambda: app.state.worker.queued == 1)  # fills the queue
+        refused = post(client, photos[2:3])
+        assert refused.status_code == 503
+        assert refused.headers['retry-after'] == '1'
+        assert 'busy' in refused.json()['detail']
+        model.release.set()
+        running.join(60)
+        waiting.join(60)
+        # Once the queue drains, the same request is answered.
+        later = post(client, photos[2:3])
+    for i, response in [(0, answers[0]), (1, answers[1]), (2, later)]:
+        assert response.status_code == 200
+        [result] = response.json()['results']
+        assert_matches(result, expected[photos[i][0]])
+
+
+def test_refuses_a_crafted_checkpoint(tmp_path):
+    """Checkpoints load through the project's safe loader, as in
+    tools/infer.py (tools/serve.py prints the message as one error line)."""
+    marker = tmp_path / 'pwned'
+    evil = write_malicious_checkpoint(tmp_path / 'evil.pth', marker)
+    with pytest.raises(UnsafeCheckpointError) as refusal:
+        create_app(config_path('resnet50_flowers.py'), str(evil),
+                   device='cpu')
+    assert REFUSED.format(evil) in str(refusal.value)
+    assert not marker.exists()
+
+
+def wait_until(condition, timeout=30.):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, 'timed out'
+        time.sleep(0.01)
