@@ -1,8 +1,10 @@
 from .inference import (IMG_EXTENSIONS, OUTPUT_FORMATS, BatchImageClassifier,
-                        collect_image_inputs, predictions_table,
-                        write_predictions)
+                        PhotoBatchPredictor, collect_image_inputs,
+                        predictions_table, write_predictions)
+from .onnx_inference import OnnxImageClassifier, resolve_onnx_model
 
 __all__ = [
     'IMG_EXTENSIONS', 'OUTPUT_FORMATS', 'BatchImageClassifier',
-    'collect_image_inputs', 'predictions_table', 'write_predictions'
+    'OnnxImageClassifier', 'PhotoBatchPredictor', 'collect_image_inputs',
+    'predictions_table', 'resolve_onnx_model', 'write_predictions'
 ]

@@ -8,11 +8,12 @@ def user_error_types() -> tuple:
     """flower-mm's errors for bad input: configs, data, checkpoints."""
     from ..compat import UnsafeCheckpointError
     from ..datasets.flower_dataset import FlowerDataError
+    from ..deployment.onnx_model import OnnxModelError
     from ..engine.hooks.pretrained_weights_check_hook import \
         PretrainedWeightsError
     from .config_checks import ConfigError
-    return (ConfigError, FlowerDataError, PretrainedWeightsError,
-            UnsafeCheckpointError)
+    return (ConfigError, FlowerDataError, OnnxModelError,
+            PretrainedWeightsError, UnsafeCheckpointError)
 
 
 @contextmanager
