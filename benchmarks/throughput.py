@@ -1,7 +1,7 @@
 """Images/s, training and inference: stock recipe, project, plain PyTorch.
 
     python benchmarks/throughput.py [--quick] [--device {auto,cpu,cuda}]
-        [--out-dir DIR] [--batch-size N] [--keep-data]
+        [--out-dir DIR] [--batch-size N] [--keep-data] [--only PREFIX...]
 
 Measures, one after the other on this machine, each in a fresh process and
 on the same JPEG files (500x375 photos written to a temporary folder):
@@ -226,6 +226,9 @@ def main() -> None:
     parser.add_argument('--rounds', type=int,
                         help='measure each main case this many times and '
                         'keep the best (default: 3 on a CPU, 1 on a GPU)')
+    parser.add_argument('--only', nargs='+', metavar='PREFIX',
+                        help='only the cases whose name starts so, e.g. '
+                        '"test/" for inference alone')
     parser.add_argument('--iters', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--run-case', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -245,6 +248,10 @@ def main() -> None:
         sys.exit('error: --device cuda, but torch sees no CUDA GPU.')
     args.batch_size = args.batch_size or (32 if device == 'cuda' else 16)
     cases = plan_cases(args, device)
+    if args.only:
+        cases = [c for c in cases if c['name'].startswith(tuple(args.only))]
+        if not cases:
+            sys.exit(f'error: --only {" ".join(args.only)} matches no case.')
 
     tmp = tempfile.mkdtemp(prefix='flower_bench_')
     log_dir = args.log_dir or tmp
@@ -327,12 +334,22 @@ def main() -> None:
         print('project / plain loop with the same allocator settings: '
               f'train {r["train/plain + malloc tuning"]:.2f}, infer '
               f'{r.get("test/plain + malloc tuning", float("nan")):.2f}')
-    print(f'train: project/stock {r["train/stock"]:.2f}, '
-          f'project/plain {r["train/plain"]:.2f}; '
-          f'infer: project/stock {r["test/stock"]:.2f}, '
-          f'project/plain {r["test/plain"]:.2f}'
-          + (f', int8/project {r["test/onnx int8"]:.2f}'
-             if 'test/onnx int8' in r else ''))
+    print(last_line(r))
+
+
+def last_line(r: dict) -> str:
+    """``train: project/stock X.XX, ...; infer: ..., int8/project X.XX``;
+    a ratio whose cases did not run (``--only``) reads nan."""
+    def ratio(key):
+        return f'{r.get(key, float("nan")):.2f}'
+
+    line = (f'train: project/stock {ratio("train/stock")}, '
+            f'project/plain {ratio("train/plain")}; '
+            f'infer: project/stock {ratio("test/stock")}, '
+            f'project/plain {ratio("test/plain")}')
+    if 'test/onnx int8' in r:
+        line += f', int8/project {ratio("test/onnx int8")}'
+    return line
 
 
 if __name__ == '__main__':

@@ -59,6 +59,17 @@ def test_ratios_are_medians_of_per_round_ratios(throughput):
     }
 
 
+def test_last_line_gains_the_int8_speedup(throughput):
+    ratios = {'train/stock': 2.861, 'train/plain': 1.14, 'test/stock': 3.62,
+              'test/plain': 1.08, 'test/onnx int8': 1.796}
+    assert throughput.last_line(ratios) == (
+        'train: project/stock 2.86, project/plain 1.14; infer: '
+        'project/stock 3.62, project/plain 1.08, int8/project 1.80')
+    # --only test/: the training ratios did not run.
+    assert throughput.last_line({'test/onnx int8': 1.5}).startswith(
+        'train: project/stock nan, project/plain nan; infer:')
+
+
 def plan(throughput, quick, device):
     args = SimpleNamespace(quick=quick, rounds=None, iters=None,
                            batch_size=16)

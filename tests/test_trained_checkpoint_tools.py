@@ -386,7 +386,7 @@ def test_test_tool_on_int8_model_reports_the_same(exported, trained,
 
     def metric_keys(log):
         line = [ln for ln in log.splitlines() if 'Epoch(test)' in ln][-1]
-        return re.findall(r'(\S+): ', line.split(']', 2)[-1])
+        return re.findall(r'([\w/.-]+): ', line.split('Epoch(test)')[1])
 
     keys = metric_keys(proc.stdout + proc.stderr)
     assert keys == metric_keys(test_report.log)

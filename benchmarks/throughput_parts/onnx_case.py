@@ -9,7 +9,7 @@ never refuses the model, it reports what it measured).
 import os.path as osp
 
 from .photos import PROJECT_CONFIG
-from .runner_case import case_cfg_options
+from .runner_case import case_cfg_options, load_tool
 
 MODEL_NAME = 'resnet50_flowers'
 ONNX_VARIANTS = {'fp32': '.onnx', 'int8': '.int8.onnx'}
@@ -20,7 +20,8 @@ def onnx_model_file(export_dir: str, variant: str) -> str:
 
 
 def run_export_case(case: dict) -> dict:
-    """Export the benchmark checkpoint to ONNX float32 and int8."""
+    """Export the benchmark checkpoint to ONNX float32 and int8, with the
+    options tools/export.py takes."""
     from mmengine.config import Config
 
     from flower_mm.deployment import export_classifier
@@ -31,11 +32,14 @@ def run_export_case(case: dict) -> dict:
         f'val_dataloader.dataset.data_root={root}',
         f'val_dataloader.dataset.indices={n}',
     ]
-    cfg = merge_cfg_options(Config.fromfile(PROJECT_CONFIG), options)
+    args = load_tool('export').get_args_parser().parse_args([
+        PROJECT_CONFIG, case['checkpoint'], '--format', 'onnx', 'onnx-int8',
+        '--cfg-options', *options
+    ])
     described = export_classifier(
-        cfg,
+        merge_cfg_options(Config.fromfile(PROJECT_CONFIG), args.cfg_options),
         case['checkpoint'],
-        ['onnx', 'onnx-int8'],
+        args.format,
         case['export_dir'],
         name=MODEL_NAME,
         calib_images=case['calib_images'],
