@@ -415,6 +415,15 @@ def test_infer_tool_on_int8_model(exported, trained, tmp_path,
         assert row[-1] == ''
 
 
+def test_onnx_model_without_its_json_is_one_error_line(tmp_path):
+    model = tmp_path / 'model.onnx'
+    model.write_bytes(b'')
+    proc = run_tool([REPO_ROOT / 'tools' / 'infer.py', CONFIG, model,
+                     tmp_path], cwd=tmp_path, check=False)
+    assert_user_error(proc, f'"{model}.json" is missing',
+                      'export with tools/export.py')
+
+
 @pytest.fixture(scope='module')
 def photo_sensitive_checkpoint(tmp_path_factory):
     """The project's ResNet-50 at MMPretrain's default initialisation:

@@ -128,18 +128,19 @@ def main() -> int:
     out_dir = args.out or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'export')
     try:
-        exported = export_classifier(
-            cfg,
-            args.checkpoint,
-            args.format,
-            out_dir,
-            num_check_images=args.num_check_images,
-            check_image_paths=check_paths,
-            tolerance=args.tolerance,
-            calib_images=args.calib_images,
-            calib_image_paths=calib_paths,
-            verify_images=args.verify_images,
-            min_agreement=args.min_agreement)
+        with exit_on_user_error():  # e.g. an untrusted checkpoint
+            exported = export_classifier(
+                cfg,
+                args.checkpoint,
+                args.format,
+                out_dir,
+                num_check_images=args.num_check_images,
+                check_image_paths=check_paths,
+                tolerance=args.tolerance,
+                calib_images=args.calib_images,
+                calib_image_paths=calib_paths,
+                verify_images=args.verify_images,
+                min_agreement=args.min_agreement)
     except (ExportParityError, QuantizationAgreementError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
