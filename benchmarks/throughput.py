@@ -52,6 +52,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+# IterClock: tests/test_benchmarks.py checks it through this module.
 from throughput_parts.clock import IterClock  # noqa: E402,F401
 from throughput_parts.onnx_case import run_export_case  # noqa: E402
 from throughput_parts.photos import (PHOTO_SIZE, UNIQUE_PHOTOS,  # noqa: E402

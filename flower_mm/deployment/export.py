@@ -166,7 +166,8 @@ def run_export(fmt: str, export_file: str,
             loaded = torch.jit.load(export_file, map_location='cpu')
         with torch.no_grad():
             return loaded(images).numpy()
-    return ort_session(export_file).run(['scores'], {'input': images.numpy()})[0]
+    session = ort_session(export_file)
+    return session.run(['scores'], {'input': images.numpy()})[0]
 
 
 def preprocessing_description(cfg: Config, model, input_size,

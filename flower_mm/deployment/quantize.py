@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from mmengine.config import Config
 from mmengine.dataset import Compose, pseudo_collate
-from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 DEFAULT_CALIB_IMAGES = 256
