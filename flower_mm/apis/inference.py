@@ -13,6 +13,7 @@ import json
 import os
 import os.path as osp
 import sys
+from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -115,9 +116,28 @@ class PhotoBatchPredictor:
             ``{'class', 'score'}``, best first, scores are softmax
             probabilities) and ``error`` (None, or why the file failed).
         """
+        return self._classify([(path, error, partial(read_bytes, path))
+                               for path, error in items], topk, batch_size,
+                              progress)
+
+    def predict_bytes(self,
+                      files: Sequence[Tuple[str, bytes]],
+                      topk: int = 3,
+                      batch_size: int = 16) -> List[dict]:
+        """As :meth:`predict`, for encoded images already in memory (e.g.
+        uploads): ``(name, data)`` pairs. ``name`` only labels the result;
+        no file is opened."""
+        return self._classify([(name, None, lambda data=data: data)
+                               for name, data in files], topk, batch_size,
+                              progress=False)
+
+    def _classify(self, sources, topk: int, batch_size: int,
+                  progress: bool) -> List[dict]:
+        """``sources``: ``(name, error, read)``; ``read()`` gives the encoded
+        bytes of an item whose ``error`` is None."""
         topk = min(topk, len(self.classes))
-        results: List[Optional[dict]] = [None] * len(items)
-        bar = ProgressBar(len(items), file=sys.stderr) if progress else None
+        results: List[Optional[dict]] = [None] * len(sources)
+        bar = ProgressBar(len(sources), file=sys.stderr) if progress else None
         pending = []
 
         def done(n=1):
@@ -131,7 +151,7 @@ class PhotoBatchPredictor:
             for (idx, _), pred in zip(pending, preds):
                 scores, labels = pred.pred_score.float().cpu().topk(topk)
                 results[idx] = dict(
-                    path=items[idx][0],
+                    path=sources[idx][0],
                     topk=[{
                         'class': self.classes[label],
                         'score': float(score)
@@ -141,14 +161,14 @@ class PhotoBatchPredictor:
             done(len(pending))
             pending.clear()
 
-        for idx, (path, error) in enumerate(items):
+        for idx, (name, error, read) in enumerate(sources):
             if error is None:
                 try:
-                    pending.append((idx, self._preprocess(path)))
+                    pending.append((idx, self._preprocess(read(), name)))
                 except Exception as err:
                     error = _reason(err)
             if error is not None:
-                results[idx] = dict(path=path, topk=[], error=error)
+                results[idx] = dict(path=name, topk=[], error=error)
                 done()
             if len(pending) >= batch_size:
                 flush()
@@ -158,8 +178,8 @@ class PhotoBatchPredictor:
             sys.stderr.write('\n')
         return results
 
-    def _preprocess(self, path: str) -> dict:
-        img = decode_to_bgr(read_bytes(path), path)
+    def _preprocess(self, data: bytes, name: str) -> dict:
+        img = decode_to_bgr(data, name)
         # The pipeline is the config's test pipeline without its loading
         # step; it takes decoded images as MMPretrain's inferencer passes
         # them.
