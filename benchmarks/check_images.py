@@ -25,7 +25,7 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
 
-from throughput import write_photos  # noqa: E402
+from throughput_parts.photos import write_photos  # noqa: E402
 
 from flower_mm.datasets.image_check import (  # noqa: E402
     cache_file_for, default_workers, find_broken_images)

@@ -14,6 +14,7 @@ __version__ = '0.1.0'
 if os.environ.get('FLOWER_MM_DATA_ONLY', '0') in ('', '0'):
     from . import compat  # noqa: F401  (first: patches what the rest loads)
     from .datasets import *  # noqa: F401,F403
+    from .deployment import *  # noqa: F401,F403
     from .engine import *  # noqa: F401,F403
     from .evaluation import *  # noqa: F401,F403
     from .fileio import *  # noqa: F401,F403

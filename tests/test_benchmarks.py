@@ -46,15 +46,28 @@ def test_ratios_are_medians_of_per_round_ratios(throughput):
         'train/stock': case(10, 10, 5),  # per round: 2, 3, 5
         'train/plain': case(20, 20, 25),  # 1, 1.5, 1
         'train/plain + malloc tuning': case(40, 15, 25),  # 0.5, 2, 1
-        'test/project': case(60),
-        'test/stock': case(20),
+        'test/project': case(60, 40),
+        'test/stock': case(20, 20),  # 3, 2
+        'test/onnx int8': case(90, 80),  # per round: 1.5, 2
     }
     assert throughput.ratios(results) == {
         'train/stock': 3.0,
         'train/plain': 1.0,
         'train/plain + malloc tuning': 1.0,
-        'test/stock': 3.0,
+        'test/stock': 2.5,
+        'test/onnx int8': 1.75,
     }
+
+
+def test_last_line_gains_the_int8_speedup(throughput):
+    ratios = {'train/stock': 2.861, 'train/plain': 1.14, 'test/stock': 3.62,
+              'test/plain': 1.08, 'test/onnx int8': 1.796}
+    assert throughput.last_line(ratios) == (
+        'train: project/stock 2.86, project/plain 1.14; infer: '
+        'project/stock 3.62, project/plain 1.08, int8/project 1.80')
+    # --only test/: the training ratios did not run.
+    assert throughput.last_line({'test/onnx int8': 1.5}).startswith(
+        'train: project/stock nan, project/plain nan; infer:')
 
 
 def plan(throughput, quick, device):
@@ -63,12 +76,19 @@ def plan(throughput, quick, device):
     return {c['name']: c for c in throughput.plan_cases(args, device)}
 
 
-def test_quick_plan_is_the_six_main_cases(throughput):
+def test_quick_plan_is_the_main_cases(throughput):
     cases = plan(throughput, quick=True, device='cpu')
     assert list(cases) == [
         'train/stock', 'train/project', 'train/plain', 'test/stock',
-        'test/project', 'test/plain'
+        'test/project', 'test/plain', 'test/onnx fp32', 'test/onnx int8'
     ]
+    # The ONNX cases run tools/test.py like test/project, on the export.
+    assert cases['test/onnx int8']['recipe'] == 'project'
+    assert cases['test/onnx int8']['onnx'] == 'int8'
+    assert cases['test/onnx int8']['num_images'] == cases[
+        'test/project']['num_images']
+    assert not any('onnx' in name
+                   for name in plan(throughput, quick=True, device='cuda'))
     assert all(c['rounds'] == 3 for c in cases.values())
     # 3 warm-up and 8 measured batches of 16 for training.
     assert cases['train/project']['num_images'] == 11 * 16

@@ -1,6 +1,7 @@
 """Test report, inference, export and MMPretrain's tools on a checkpoint
 trained by tools/train.py (once for the module, 1 epoch on the tiny data)."""
 import argparse
+import csv
 import importlib.util
 import json
 import pickle
@@ -13,8 +14,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO_ROOT, config_path, keep_for_docs, run_tool,
-                      tiny_cfg_options)
+from conftest import (REPO_ROOT, assert_user_error, config_path,
+                      keep_for_docs, run_tool, tiny_cfg_options)
 from mmengine.config import Config, DictAction
 
 from flower_mm.apis import BatchImageClassifier, collect_image_inputs
@@ -284,14 +285,24 @@ def deployer_preprocess(path, preprocess):
     return img.transpose(2, 0, 1)
 
 
-def test_export_both_formats_match_pytorch(trained, tmp_path,
-                                           mmpretrain_scores):
-    out_dir = tmp_path / 'export'
+@pytest.fixture(scope='module')
+def exported(trained):
+    """The checkpoint exported in every format (int8: 4 calibration
+    photos), by tools/export.py as a user runs it."""
+    out_dir = trained.cwd / 'export'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'export.py', CONFIG, trained.checkpoint,
-        '--format', 'torchscript', 'onnx', '--out', out_dir,
-        '--num-check-images', '3', '--cfg-options', *trained.options
-    ], cwd=tmp_path)
+        '--format', 'torchscript', 'onnx', 'onnx-int8', '--out', out_dir,
+        '--num-check-images', '3', '--calib-images', '4', '--cfg-options',
+        *trained.options
+    ], cwd=trained.cwd)
+    return SimpleNamespace(dir=out_dir, stdout=proc.stdout,
+                           int8=out_dir / 'resnet50_flowers.int8.onnx')
+
+
+def test_export_both_formats_match_pytorch(exported, trained,
+                                           mmpretrain_scores):
+    out_dir, proc = exported.dir, exported
     metas = {}
     for fmt, file in (('torchscript', 'resnet50_flowers.torchscript.pt'),
                       ('onnx', 'resnet50_flowers.onnx')):
@@ -328,6 +339,137 @@ def test_export_both_formats_match_pytorch(trained, tmp_path,
     with torch.no_grad():
         ts_scores = scripted(torch.from_numpy(batch)).numpy()
     np.testing.assert_allclose(ts_scores, mmpretrain_scores, atol=1e-4)
+
+
+def onnx_options(trained):
+    # The ONNX model replaces the config's; only data options apply.
+    return [o for o in trained.options if not o.startswith('model.')]
+
+
+def test_int8_export_checks_agreement_with_pytorch(exported, trained,
+                                                   test_report):
+    with open(str(exported.int8) + '.json') as f:
+        meta = json.load(f)
+    assert meta['format'] == 'onnx-int8'
+    assert meta['calibration']['num_images'] == 4
+    assert 'training split' in meta['calibration']['source']
+    agreement = meta['agreement']
+    # All 15 validation photos (fewer than --verify-images' 500).
+    assert agreement['num_images'] == 15
+    assert agreement['passed'] and agreement['min_agreement'] == 0.99
+    assert agreement['top1_agreement'] >= 0.99
+    # float32 accuracy is the checkpoint's, as tools/test.py measured it.
+    assert 100 * agreement['top1_accuracy_fp32'] == pytest.approx(
+        test_report.report['accuracy'], abs=1e-3)
+    assert 0 < agreement['max_abs_diff_scores'] < 0.05
+    assert meta['preprocess']['input_size'] == {'height': 64, 'width': 64}
+    assert (f'onnx-int8: {exported.int8} (+ .json); top-1 agreement with '
+            f'PyTorch 100.0 % >= 99 % on 15 validation images'
+            ) in exported.stdout
+    # int8 weights: about a quarter of the float32 file.
+    assert exported.int8.stat().st_size < 0.35 * (
+        exported.dir / 'resnet50_flowers.onnx').stat().st_size
+
+
+def test_test_tool_on_int8_model_reports_the_same(exported, trained,
+                                                  test_report):
+    out = trained.cwd / 'test_int8'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'test.py', CONFIG, exported.int8,
+        '--work-dir', out, '--cfg-options', *onnx_options(trained)
+    ], cwd=trained.cwd)
+    with open(out / 'classification_report.json') as f:
+        report = json.load(f)
+    reference = test_report.report
+    assert report.keys() == reference.keys()
+    assert report['per_class'].keys() == reference['per_class'].keys()
+    assert report['num_samples'] == reference['num_samples'] == 15
+    assert report['accuracy'] == pytest.approx(reference['accuracy'])
+
+    def metric_keys(log):
+        line = [ln for ln in log.splitlines() if 'Epoch(test)' in ln][-1]
+        return re.findall(r'([\w/.-]+): ', line.split('Epoch(test)')[1])
+
+    keys = metric_keys(proc.stdout + proc.stderr)
+    assert keys == metric_keys(test_report.log)
+    assert 'accuracy/top1' in keys and 'confusion_matrix/result' in keys
+    assert 'confusion matrix (rows: true class' in proc.stdout + proc.stderr
+    read_png(out / 'confusion_matrix.png')
+
+
+def test_infer_tool_on_int8_model(exported, trained, tmp_path,
+                                  mmpretrain_scores):
+    out_csv = tmp_path / 'int8.csv'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'infer.py', CONFIG, exported.int8,
+        *trained.val_images, '--out', out_csv, '--topk', '2',
+        '--no-progress'
+    ], cwd=tmp_path)
+    assert '5 of 5 images classified on cpu (ONNX int8 (onnxruntime))' \
+        in proc.stdout
+    with open(out_csv) as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ['path', 'top1_class', 'top1_score', 'top2_class',
+                       'top2_score', 'error']
+    for row, scores in zip(rows[1:], mmpretrain_scores):
+        assert row[1] == FLOWER_CLASSES[int(scores.argmax())]
+        assert float(row[2]) == pytest.approx(scores.max(), abs=0.05)
+        assert row[-1] == ''
+
+
+def test_onnx_model_without_its_json_is_one_error_line(tmp_path):
+    model = tmp_path / 'model.onnx'
+    model.write_bytes(b'')
+    proc = run_tool([REPO_ROOT / 'tools' / 'infer.py', CONFIG, model,
+                     tmp_path], cwd=tmp_path, check=False)
+    assert_user_error(proc, f'"{model}.json" is missing',
+                      'export with tools/export.py')
+
+
+@pytest.fixture(scope='module')
+def photo_sensitive_checkpoint(tmp_path_factory):
+    """The project's ResNet-50 at MMPretrain's default initialisation:
+    unlike the 1-epoch checkpoint, its top-1 changes from photo to photo,
+    so a broken quantization shows in the agreement."""
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(CONFIG)
+    cfg.model.backbone.pop('init_cfg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = tmp_path_factory.mktemp('init') / 'init.pth'
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': {'classes': list(FLOWER_CLASSES)}}},
+               path)
+    return path
+
+
+def test_int8_export_calibrated_on_constant_images_fails(
+        trained, tmp_path, photo_sensitive_checkpoint):
+    calib_dir = tmp_path / 'constant'
+    calib_dir.mkdir()
+    for value in (0, 128, 255):
+        cv2.imwrite(str(calib_dir / f'{value}.png'),
+                    np.full((80, 80, 3), value, np.uint8))
+    out_dir = tmp_path / 'export'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'export.py', CONFIG, photo_sensitive_checkpoint,
+        '--format', 'onnx-int8', '--out', out_dir, '--calib-dir', calib_dir,
+        '--num-check-images', '2', '--cfg-options', *trained.options
+    ], cwd=tmp_path, check=False)
+    int8 = out_dir / 'resnet50_flowers.int8.onnx'
+    assert proc.returncode == 1
+    assert_user_error(proc, f'error: {int8}: top-1 agrees with PyTorch '
+                      'float32 on', 'of 15 validation photos, below the '
+                      'required 99 %; do not deploy it')
+    with open(str(int8) + '.json') as f:
+        meta = json.load(f)
+    assert meta['calibration'] == dict(
+        meta['calibration'], num_images=3, source='given files')
+    agreement = meta['agreement']
+    assert not agreement['passed'] and agreement['top1_agreement'] < 0.99
 
 
 def test_curves_of_a_real_run(trained, tmp_path):

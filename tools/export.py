@@ -1,13 +1,19 @@
 """Export a trained checkpoint for deployment: TorchScript and/or ONNX.
 
-    python tools/export.py CONFIG CHECKPOINT --format {torchscript,onnx}...
+    python tools/export.py CONFIG CHECKPOINT
+        --format {torchscript,onnx,onnx-int8}...
         [--out DIR] [--check-images IMAGE...] [--num-check-images N]
-        [--tolerance T] [--cfg-options K=V ...]
+        [--tolerance T] [--calib-images N | --calib-dir DIR]
+        [--verify-images N] [--min-agreement FRACTION]
+        [--cfg-options K=V ...]
 
 Each export takes float32 RGB images [batch, 3, H, W] with values 0-255
 (normalisation is inside) and returns softmax scores; its batch axis is
 dynamic. It is loaded back and checked against PyTorch on real images, and
 <export>.json next to it describes the preprocessing and the check.
+``onnx-int8`` is the ONNX export quantized statically to int8 (calibrated
+on training photos); its check is top-1 agreement with PyTorch float32 on
+validation photos, at least --min-agreement.
 Exit code: 0 on success, 1 when a check fails, 2 for usage errors.
 """
 import argparse
@@ -21,7 +27,9 @@ from mmengine.config import Config  # noqa: E402
 from flower_mm.apis import collect_image_inputs  # noqa: E402
 from flower_mm.datasets import FlowerDataError  # noqa: E402
 from flower_mm.deployment import (  # noqa: E402
-    DEFAULT_TOLERANCE, EXPORT_FORMATS, ExportParityError, export_classifier)
+    DEFAULT_CALIB_IMAGES, DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE,
+    DEFAULT_VERIFY_IMAGES, EXPORT_FORMATS, ExportParityError,
+    QuantizationAgreementError, export_classifier)
 from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
                              check_checkpoint_arguments, exit_on_user_error,
                              merge_cfg_options)
@@ -36,7 +44,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         nargs='+',
         required=True,
         choices=list(EXPORT_FORMATS),
-        help='one or both export formats')
+        help='one or more export formats; onnx-int8 is ONNX quantized to '
+        'int8, fastest on CPUs')
     parser.add_argument(
         '--out', help='output folder; default: <checkpoint folder>/export')
     parser.add_argument(
@@ -55,6 +64,29 @@ def get_args_parser() -> argparse.ArgumentParser:
         default=DEFAULT_TOLERANCE,
         help='largest allowed |score difference| vs PyTorch '
         '(default %(default)g)')
+    calib = parser.add_mutually_exclusive_group()
+    calib.add_argument(
+        '--calib-images',
+        type=int,
+        default=DEFAULT_CALIB_IMAGES,
+        help='onnx-int8: training photos (seeded choice) to calibrate the '
+        'int8 ranges on (default %(default)d)')
+    calib.add_argument(
+        '--calib-dir',
+        help='onnx-int8: calibrate on the images under this folder instead')
+    parser.add_argument(
+        '--verify-images',
+        type=int,
+        default=DEFAULT_VERIFY_IMAGES,
+        help='onnx-int8: validation photos (seeded choice) to compare with '
+        'PyTorch float32 on (default %(default)d, all if fewer)')
+    parser.add_argument(
+        '--min-agreement',
+        type=float,
+        default=DEFAULT_MIN_AGREEMENT,
+        help='onnx-int8: fail when the top-1 class agrees with PyTorch '
+        'float32 on fewer than this fraction of the validation photos '
+        '(default %(default)g)')
     return parser
 
 
@@ -65,39 +97,62 @@ def main() -> int:
     if args.num_check_images < 2:
         parser.error('--num-check-images must be at least 2 (the check runs '
                      'a batch larger than the traced one)')
-    check_paths = None
-    if args.check_images:
-        items = collect_image_inputs(args.check_images)
+    if args.calib_images < 1 or args.verify_images < 1:
+        parser.error('--calib-images and --verify-images must be at least 1')
+    if not 0 <= args.min_agreement <= 1:
+        parser.error('--min-agreement is a fraction between 0 and 1, e.g. '
+                     '0.99')
+    def image_paths(option, inputs):
+        if not inputs:
+            return None
+        items = collect_image_inputs(inputs)
         bad = [f'{p}: {e}' for p, e in items if e]
         if bad:
-            parser.error('--check-images: ' + '; '.join(bad))
-        check_paths = [p for p, _ in items]
+            parser.error(f'{option}: ' + '; '.join(bad))
+        return [p for p, _ in items]
+
+    calib_paths = image_paths('--calib-dir',
+                              args.calib_dir and [args.calib_dir])
+    check_paths = image_paths('--check-images', args.check_images)
     with exit_on_user_error():  # e.g. a typo in --cfg-options
         cfg = merge_cfg_options(
             Config.fromfile(args.config), args.cfg_options)
     out_dir = args.out or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'export')
-    try:
-        exported = export_classifier(
-            cfg,
-            args.checkpoint,
-            args.format,
-            out_dir,
-            num_check_images=args.num_check_images,
-            check_image_paths=check_paths,
-            tolerance=args.tolerance)
-    except ExportParityError as err:
-        print(f'error: {err}', file=sys.stderr)
-        return 1
-    except FlowerDataError as err:
-        if check_paths:
-            raise
-        sys.exit('error: the export is checked on images of the config\'s '
-                 'test dataset, which cannot be read; pass images to check '
-                 'it on instead: --check-images PHOTO_OR_FOLDER... '
-                 f'({err})')
+    # e.g. an untrusted checkpoint: one error line
+    with exit_on_user_error():
+        try:
+            exported = export_classifier(
+                cfg,
+                args.checkpoint,
+                args.format,
+                out_dir,
+                num_check_images=args.num_check_images,
+                check_image_paths=check_paths,
+                tolerance=args.tolerance,
+                calib_images=args.calib_images,
+                calib_image_paths=calib_paths,
+                verify_images=args.verify_images,
+                min_agreement=args.min_agreement)
+        except (ExportParityError, QuantizationAgreementError) as err:
+            print(f'error: {err}', file=sys.stderr)
+            return 1
+        except FlowerDataError as err:
+            if check_paths:
+                raise
+            sys.exit('error: the export is checked on images of the '
+                     'config\'s test dataset, which cannot be read; pass '
+                     'images to check it on instead: --check-images '
+                     f'PHOTO_OR_FOLDER... ({err})')
     for meta in exported:
         file = osp.join(out_dir, meta['file'])
+        if 'agreement' in meta:
+            agreement = meta['agreement']
+            print(f'{meta["format"]}: {file} (+ .json); top-1 agreement with '
+                  f'PyTorch {100 * agreement["top1_agreement"]:.1f} % >= '
+                  f'{100 * agreement["min_agreement"]:g} % on '
+                  f'{agreement["num_images"]} validation images')
+            continue
         parity = meta['parity']
         print(f'{meta["format"]}: {file} (+ .json); max |score difference| '
               f'{parity["max_abs_diff_scores"]:.2e} <= '

@@ -1,7 +1,12 @@
-"""Classify your own photos with a trained checkpoint.
+"""Classify your own photos with a trained checkpoint or its ONNX export.
 
-    python tools/infer.py CONFIG CHECKPOINT INPUT... [--out FILE.csv|FILE.json]
-        [--topk K] [--batch-size B] [--device DEVICE] [--cfg-options K=V ...]
+    python tools/infer.py CONFIG CHECKPOINT|MODEL.onnx INPUT...
+        [--out FILE.csv|FILE.json] [--topk K] [--batch-size B]
+        [--device DEVICE] [--cfg-options K=V ...]
+
+An ``.onnx`` file from ``tools/export.py`` (float32 or int8) in place of the
+checkpoint runs on onnxruntime (CPU), preprocessed as the JSON next to it
+says; the output is the same.
 
 INPUT is an image, a folder (searched recursively) or a quoted glob such as
 "photos/**/*.jpg". Prints the top-k classes with their scores per image.
@@ -17,8 +22,8 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config  # noqa: E402
 
 from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
-                            collect_image_inputs, predictions_table,
-                            write_predictions)
+                            OnnxImageClassifier, collect_image_inputs,
+                            predictions_table, write_predictions)
 from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
                              check_checkpoint_arguments, exit_on_user_error,
                              format_table, merge_cfg_options)
@@ -27,7 +32,7 @@ from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Predict the top-k classes of images')
-    add_checkpoint_arguments(parser, inputs=True)
+    add_checkpoint_arguments(parser, inputs=True, onnx=True)
     parser.add_argument(
         '--out', help='also write the predictions to this .csv or .json')
     parser.add_argument(
@@ -54,7 +59,11 @@ def main() -> int:
     with exit_on_user_error():  # e.g. a typo in --cfg-options
         cfg = merge_cfg_options(
             Config.fromfile(args.config), args.cfg_options)
-    classifier = BatchImageClassifier(cfg, args.checkpoint, args.device)
+        if args.checkpoint.endswith('.onnx'):
+            classifier = OnnxImageClassifier(args.checkpoint, args.device)
+        else:
+            classifier = BatchImageClassifier(cfg, args.checkpoint,
+                                              args.device)
     topk = min(args.topk, len(classifier.classes))
     results = classifier.predict(
         items, topk, args.batch_size, progress=not args.no_progress)

@@ -1,8 +1,12 @@
 """Evaluate a checkpoint: MMPretrain's `tools/test.py` interface.
 
-    python tools/test.py configs/resnet50_flowers.py CHECKPOINT
+    python tools/test.py configs/resnet50_flowers.py CHECKPOINT|MODEL.onnx
         [--work-dir DIR] [--out FILE.pkl] [--out-item {metrics,pred}] [--amp]
         [--cfg-options K=V ...] [--launcher {none,pytorch,slurm,mpi}]
+
+An ``.onnx`` file from ``tools/export.py`` (float32 or int8) in place of the
+checkpoint replaces the config's model with an ``OnnxClassifier`` running it
+on onnxruntime; the test loop, metrics and report are the same.
 
 With the flower configs it also logs a per-class table (precision, recall,
 F1, support, confusion matrix) and writes classification_report.json,
@@ -30,7 +34,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file, or a model '
+                        '(.onnx) from tools/export.py')
     parser.add_argument(
         '--work-dir', help='the dir to save the evaluation metrics and logs')
     parser.add_argument(
@@ -66,7 +71,15 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    cfg.load_from = args.checkpoint
+    if args.checkpoint.endswith('.onnx'):
+        # The export replaces the network; data, evaluator and hooks stay.
+        cfg.model = dict(type='OnnxClassifier', onnx_file=args.checkpoint)
+        # The export normalises inside; the Runner would otherwise hand the
+        # model the config's normalising data_preprocessor.
+        cfg.data_preprocessor = None
+        cfg.load_from = None
+    else:
+        cfg.load_from = args.checkpoint
     if args.amp:
         # MMEngine's TestLoop(fp16=True), bf16 on a CPU, fp32 predictions.
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, type='AmpTestLoop',
@@ -83,6 +96,9 @@ def main():
         sys.exit(f'error: checkpoint "{args.checkpoint}" does not exist; '
                  'pass a .pth file written by tools/train.py, e.g. '
                  'work_dirs/<config name>/best_accuracy_top1_epoch_<N>.pth')
+    if args.amp and args.checkpoint.endswith('.onnx'):
+        sys.exit('error: --amp applies to PyTorch checkpoints; an ONNX '
+                 'model runs at the precision it was exported in.')
     if args.out is not None and args.out_item == 'pred' \
             and not args.out.endswith(('.pkl', '.pickle')):
         sys.exit(f'error: --out "{args.out}" must be a .pkl file.')

@@ -3,7 +3,9 @@
 Built on :class:`mmpretrain.apis.ImageClassificationInferencer` (model,
 checkpoint, classes and the config's test pipeline), but every file is
 decoded and preprocessed on its own first, so one unreadable file is
-reported with its reason instead of aborting the whole batch.
+reported with its reason instead of aborting the whole batch. The batching
+(:class:`PhotoBatchPredictor`) is shared with the ONNX backend
+(:mod:`flower_mm.apis.onnx_inference`).
 """
 import csv
 import glob
@@ -85,49 +87,21 @@ def _images_under(folder: str) -> List[str]:
     return paths
 
 
-class BatchImageClassifier:
-    """Top-k predictions for image files, from a config and a checkpoint.
+class PhotoBatchPredictor:
+    """Top-k predictions for image files, batch by batch, for any backend.
 
-    Runs at the precision and memory format ``tools/test.py`` uses with the
-    same config: ``test_cfg.fp16`` (see :class:`AmpTestLoop`) and
-    ``default_hooks.channels_last`` (see :class:`ChannelsLastHook`).
-
-    Args:
-        config (str | Config): Config (file) the checkpoint was trained
-            with.
-        checkpoint (str): Checkpoint written by ``tools/train.py``.
-        device (str, optional): 'cuda', 'cpu'...; the GPU when there is one
-            by default (MMPretrain's inferencer keeps the CPU otherwise).
+    A subclass sets ``classes``, ``device``, ``pipeline`` (the test
+    pipeline after decoding, ending in ``PackInputs``), ``precision``, and
+    runs a collated batch in :meth:`predict_batch`.
     """
 
-    def __init__(self,
-                 config,
-                 checkpoint: str,
-                 device: Optional[str] = None):
-        from mmpretrain.apis import ImageClassificationInferencer
-        cfg = Config.fromfile(config) if isinstance(config, str) else config
-        resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
-        self.device = device or ('cuda'
-                                 if torch.cuda.is_available() else 'cpu')
-        self.device_type = torch.device(self.device).type
-        self.cast_dtype = resolve_inference_dtype(
-            loop_fp16(cfg.get('test_cfg')), self.device_type,
-            'test_cfg.fp16')
-        self.inferencer = ImageClassificationInferencer(
-            model=cfg, pretrained=checkpoint, device=self.device)
-        self.channels_last = channels_last_enabled(cfg)
-        if self.channels_last:
-            to_channels_last(self.inferencer.model)
-        num_classes = self.inferencer.model.head.num_classes
-        self.classes = list(self.inferencer.classes
-                            or [str(i) for i in range(num_classes)])
+    classes: List[str]
+    device: str
+    precision: str
 
-    @property
-    def precision(self) -> str:
-        """E.g. 'bfloat16 autocast, channels-last' or 'float32'."""
-        text = (f'{str(self.cast_dtype)[6:]} autocast'
-                if self.cast_dtype else 'float32')
-        return text + (', channels-last' if self.channels_last else '')
+    def predict_batch(self, batch: dict) -> list:
+        """Data samples with ``pred_score`` for a collated batch."""
+        raise NotImplementedError
 
     def predict(self,
                 items: Sequence[Tuple[str, Optional[str]]],
@@ -171,10 +145,8 @@ class BatchImageClassifier:
                     bar.update()
 
         def flush():
-            batch = default_collate([data for _, data in pending])
-            with inference_precision(self.inferencer.model,
-                                     self.device_type, self.cast_dtype):
-                preds = self.inferencer.forward(batch)
+            preds = self.predict_batch(
+                default_collate([data for _, data in pending]))
             for (idx, _), pred in zip(pending, preds):
                 scores, labels = pred.pred_score.float().cpu().topk(topk)
                 results[idx] = dict(
@@ -215,11 +187,65 @@ class BatchImageClassifier:
             img = decode_to_bgr(bytes(image), name or '<bytes>')
         else:
             img = image
-        # The inferencer's pipeline is the config's test pipeline without
-        # its loading step; it takes decoded images as MMPretrain passes
+        # The pipeline is the config's test pipeline without its loading
+        # step; it takes decoded images as MMPretrain's inferencer passes
         # them.
-        return self.inferencer.pipeline(
+        return self.pipeline(
             dict(img=img, img_shape=img.shape[:2], ori_shape=img.shape[:2]))
+
+
+class BatchImageClassifier(PhotoBatchPredictor):
+    """Top-k predictions for image files, from a config and a checkpoint.
+
+    Built on MMPretrain's ``ImageClassificationInferencer``. Runs at the
+    precision and memory format ``tools/test.py`` uses with the same config:
+    ``test_cfg.fp16`` (see :class:`AmpTestLoop`) and
+    ``default_hooks.channels_last`` (see :class:`ChannelsLastHook`).
+    :class:`~flower_mm.apis.OnnxImageClassifier` is the same for an ONNX
+    export.
+
+    Args:
+        config (str | Config): Config (file) the checkpoint was trained
+            with.
+        checkpoint (str): Checkpoint written by ``tools/train.py``.
+        device (str, optional): 'cuda', 'cpu'...; the GPU when there is one
+            by default (MMPretrain's inferencer keeps the CPU otherwise).
+    """
+
+    def __init__(self,
+                 config,
+                 checkpoint: str,
+                 device: Optional[str] = None):
+        from mmpretrain.apis import ImageClassificationInferencer
+        cfg = Config.fromfile(config) if isinstance(config, str) else config
+        resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
+        self.device = device or ('cuda'
+                                 if torch.cuda.is_available() else 'cpu')
+        self.device_type = torch.device(self.device).type
+        self.cast_dtype = resolve_inference_dtype(
+            loop_fp16(cfg.get('test_cfg')), self.device_type,
+            'test_cfg.fp16')
+        self.inferencer = ImageClassificationInferencer(
+            model=cfg, pretrained=checkpoint, device=self.device)
+        self.pipeline = self.inferencer.pipeline
+        self.channels_last = channels_last_enabled(cfg)
+        if self.channels_last:
+            to_channels_last(self.inferencer.model)
+        num_classes = self.inferencer.model.head.num_classes
+        self.classes = list(self.inferencer.classes
+                            or [str(i) for i in range(num_classes)])
+
+    @property
+    def precision(self) -> str:
+        """E.g. 'bfloat16 autocast, channels-last' or 'float32'."""
+        text = (f'{str(self.cast_dtype)[6:]} autocast'
+                if self.cast_dtype else 'float32')
+        return text + (', channels-last' if self.channels_last else '')
+
+    def predict_batch(self, batch: dict) -> list:
+        with inference_precision(self.inferencer.model, self.device_type,
+                                 self.cast_dtype):
+            return self.inferencer.forward(batch)
 
 
 def _reason(err: Exception) -> str:

@@ -1,4 +1,5 @@
-"""Export a trained classifier to TorchScript or ONNX, checked for parity.
+"""Export a trained classifier to TorchScript or ONNX (float32 or int8),
+checked against PyTorch.
 
 The exported model takes what a deployer can produce with any image
 library and does the rest itself::
@@ -15,6 +16,7 @@ which the JSON written next to each export describes.
 import json
 import os
 import os.path as osp
+import tempfile
 import warnings
 from typing import List, Optional, Sequence
 
@@ -27,8 +29,17 @@ from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from ..utils.num_classes import resolve_from_checkpoint
+from .quantize import (CALIB_SEED, DEFAULT_CALIB_IMAGES,
+                       DEFAULT_MIN_AGREEMENT, DEFAULT_VERIFY_IMAGES,
+                       QuantizationAgreementError, build_dataset_on_disk,
+                       file_samples, ort_session, quantize_onnx,
+                       split_samples, verify_agreement)
 
-EXPORT_FORMATS = {'torchscript': '.torchscript.pt', 'onnx': '.onnx'}
+EXPORT_FORMATS = {
+    'torchscript': '.torchscript.pt',
+    'onnx': '.onnx',
+    'onnx-int8': '.int8.onnx',
+}
 # Float32 CPU inference of the same graph differs by about 1e-6; 1e-4 on
 # probabilities flags real divergence (wrong preprocessing, ops) only.
 DEFAULT_TOLERANCE = 1e-4
@@ -77,7 +88,7 @@ def load_check_batch(cfg: Config,
     Taken from ``image_paths`` when given, else the first ``num_images``
     of the config's test dataset.
     """
-    from mmpretrain.registry import DATASETS, TRANSFORMS
+    from mmpretrain.registry import TRANSFORMS
     with DefaultScope.overwrite_default_scope('mmpretrain'):
         if image_paths:
             pipeline = Compose([
@@ -86,7 +97,7 @@ def load_check_batch(cfg: Config,
             ])
             samples = [pipeline(dict(img_path=p)) for p in image_paths]
         else:
-            dataset = DATASETS.build(cfg.test_dataloader.dataset)
+            dataset = build_dataset_on_disk(cfg.test_dataloader.dataset)
             samples = [
                 dataset[i] for i in range(min(num_images, len(dataset)))
             ]
@@ -156,9 +167,7 @@ def run_export(fmt: str, export_file: str,
             loaded = torch.jit.load(export_file, map_location='cpu')
         with torch.no_grad():
             return loaded(images).numpy()
-    import onnxruntime as ort
-    session = ort.InferenceSession(
-        export_file, providers=['CPUExecutionProvider'])
+    session = ort_session(export_file)
     return session.run(['scores'], {'input': images.numpy()})[0]
 
 
@@ -199,22 +208,34 @@ def export_classifier(config,
                       name: Optional[str] = None,
                       num_check_images: int = 8,
                       check_image_paths: Optional[Sequence[str]] = None,
-                      tolerance: float = DEFAULT_TOLERANCE) -> List[dict]:
+                      tolerance: float = DEFAULT_TOLERANCE,
+                      calib_images: int = DEFAULT_CALIB_IMAGES,
+                      calib_image_paths: Optional[Sequence[str]] = None,
+                      verify_images: int = DEFAULT_VERIFY_IMAGES,
+                      min_agreement: float = DEFAULT_MIN_AGREEMENT
+                      ) -> List[dict]:
     """Export ``checkpoint`` in each format and check it against PyTorch.
 
     The reference is MMPretrain's own inference (``model.test_step``: data
     preprocessor, network, softmax) on real images through the test
-    pipeline. Each export is loaded back and run on the same images in one
-    batch larger than the traced one, which also checks the dynamic batch
-    axis. A JSON describing the preprocessing and the parity result is
+    pipeline. Each float export is loaded back and run on the same images
+    in one batch larger than the traced one, which also checks the dynamic
+    batch axis. ``onnx-int8`` quantizes the ONNX export, calibrated on
+    ``calib_images`` photos of the training split (or
+    ``calib_image_paths``), and checks top-1 agreement with PyTorch on
+    ``verify_images`` photos of the validation split instead (see
+    :mod:`.quantize`). A JSON describing the preprocessing and the check is
     written next to each export.
 
     Returns:
         list[dict]: the JSON written for each format.
 
     Raises:
-        ExportParityError: an export's scores differ from PyTorch's by more
-            than ``tolerance`` (its files and JSON are still written).
+        ExportParityError: a float export's scores differ from PyTorch's by
+            more than ``tolerance`` (its files and JSON are still written).
+        QuantizationAgreementError: the int8 model's top-1 agrees with
+            PyTorch's on fewer than ``min_agreement`` of the photos (its
+            files and JSON are still written).
     """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
@@ -239,16 +260,8 @@ def export_classifier(config,
     example = images[:max(1, min(2, len(images) - 1))]
 
     os.makedirs(out_dir, exist_ok=True)
-    described = []
-    failures = []
-    for fmt in formats:
-        export_file = osp.join(out_dir, name + EXPORT_FORMATS[fmt])
-        print_log(f'Exporting {fmt} to {export_file}', logger='current')
-        (export_torchscript if fmt == 'torchscript' else export_onnx)(
-            deployable, example, export_file)
-        scores = run_export(fmt, export_file, images)
-        max_diff = float(np.abs(scores - reference).max())
-        passed = scores.shape == reference.shape and max_diff <= tolerance
+
+    def describe(fmt: str, export_file: str, check: dict) -> dict:
         meta = {
             'format': fmt,
             'file': osp.basename(export_file),
@@ -267,28 +280,40 @@ def export_classifier(config,
             'preprocess': preprocessing_description(cfg, model,
                                                     images.shape[2:],
                                                     classes),
-            'parity': {
-                'reference': 'PyTorch, MMPretrain model.test_step',
-                'num_images': int(len(images)),
-                'traced_batch_size': int(len(example)),
-                'max_abs_diff_scores': max_diff,
-                'tolerance': tolerance,
-                'top1_agree': bool(
-                    (scores.argmax(1) == reference.argmax(1)).all()),
-                'passed': bool(passed),
-            },
+            **check,
         }
-        if fmt == 'onnx':
+        if fmt.startswith('onnx'):
             meta['opset'] = ONNX_OPSET
         with open(export_file + '.json', 'w') as f:
             json.dump(meta, f, indent=2)
             f.write('\n')
+        return meta
+
+    described = []
+    failures = []
+    for fmt in (f for f in formats if f != 'onnx-int8'):
+        export_file = osp.join(out_dir, name + EXPORT_FORMATS[fmt])
+        print_log(f'Exporting {fmt} to {export_file}', logger='current')
+        (export_torchscript if fmt == 'torchscript' else export_onnx)(
+            deployable, example, export_file)
+        scores = run_export(fmt, export_file, images)
+        max_diff = float(np.abs(scores - reference).max())
+        passed = scores.shape == reference.shape and max_diff <= tolerance
+        described.append(describe(fmt, export_file, {'parity': {
+            'reference': 'PyTorch, MMPretrain model.test_step',
+            'num_images': int(len(images)),
+            'traced_batch_size': int(len(example)),
+            'max_abs_diff_scores': max_diff,
+            'tolerance': tolerance,
+            'top1_agree': bool(
+                (scores.argmax(1) == reference.argmax(1)).all()),
+            'passed': bool(passed),
+        }}))
         print_log(
             f'{fmt}: max |score difference| vs PyTorch on {len(images)} '
             f'images = {max_diff:.2e} (tolerance {tolerance:.0e}): '
             f'{"OK" if passed else "FAILED"}',
             logger='current')
-        described.append(meta)
         if not passed:
             failures.append(f'{fmt} ({export_file}): max difference '
                             f'{max_diff:.2e} > {tolerance:.0e}')
@@ -296,6 +321,53 @@ def export_classifier(config,
         raise ExportParityError(
             'Exported scores differ from PyTorch\'s: ' + '; '.join(failures)
             + '. Do not deploy these files; check the export warnings above.')
+
+    if 'onnx-int8' in formats:
+        int8_file = osp.join(out_dir, name + EXPORT_FORMATS['onnx-int8'])
+        with tempfile.TemporaryDirectory() as tmp:
+            fp32_file = (osp.join(out_dir, name + EXPORT_FORMATS['onnx'])
+                         if 'onnx' in formats else
+                         export_onnx(deployable, example,
+                                     osp.join(tmp, 'fp32.onnx')))
+            if calib_image_paths:
+                calib = file_samples(cfg, calib_image_paths)
+                source = 'given files'
+            else:
+                calib = split_samples(cfg, 'train_dataloader', calib_images)
+                source = (f'seeded choice (seed {CALIB_SEED}) of the '
+                          'training split')
+            print_log(f'Quantizing to {int8_file}, calibrated on '
+                      f'{len(calib)} photos ({source})', logger='current')
+            quantize_onnx(fp32_file, int8_file, model, calib)
+        agreement = verify_agreement(
+            model, ort_session(int8_file),
+            split_samples(cfg, 'val_dataloader', verify_images),
+            min_agreement)
+        described.append(describe('onnx-int8', int8_file, {
+            'calibration': {
+                'num_images': len(calib),
+                'source': source,
+                'method': 'onnxruntime quantize_static, QDQ, MinMax, int8 '
+                'activations, per-channel int8 weights, softmax in float',
+            },
+            'agreement': agreement,
+        }))
+        summary = (
+            f'top-1 agrees with PyTorch float32 on '
+            f'{100 * agreement["top1_agreement"]:.1f} % of '
+            f'{agreement["num_images"]} validation photos')
+        print_log(
+            f'onnx-int8: {summary}; top-1 accuracy int8 '
+            f'{100 * agreement["top1_accuracy_int8"]:.1f} %, float32 '
+            f'{100 * agreement["top1_accuracy_fp32"]:.1f} %; max |score '
+            f'difference| {agreement["max_abs_diff_scores"]:.3f}',
+            logger='current')
+        if not agreement['passed']:
+            raise QuantizationAgreementError(
+                f'{int8_file}: {summary}, below the required '
+                f'{100 * min_agreement:g} %; do not deploy it: calibrate on '
+                'more, or more typical, photos (--calib-images, '
+                '--calib-dir) or export float32 ONNX instead.')
     return described
 
 

@@ -6,13 +6,17 @@ from mmengine.config import DictAction
 
 
 def add_checkpoint_arguments(parser: argparse.ArgumentParser,
-                             inputs: bool = False) -> None:
+                             inputs: bool = False,
+                             onnx: bool = False) -> None:
     """CONFIG CHECKPOINT [INPUT...] and --cfg-options, as infer, export and
-    vis_cam take them."""
+    vis_cam take them; ``onnx``: the tool also takes an exported model."""
     parser.add_argument('config', help='config the checkpoint was trained '
                         'with, e.g. configs/resnet50_flowers.py')
-    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
-                        'tools/train.py')
+    parser.add_argument(
+        'checkpoint',
+        help='checkpoint (.pth) from tools/train.py' +
+        (', or a model (.onnx, float32 or int8) from tools/export.py'
+         if onnx else ''))
     if inputs:
         parser.add_argument(
             'inputs', nargs='+', help='image files, folders or glob patterns')
