@@ -1,8 +1,8 @@
 """Serve a trained checkpoint: a web page and a JSON API.
 
     python tools/serve.py CONFIG CHECKPOINT [--host 127.0.0.1] [--port 8000]
-        [--device auto|cpu|cuda] [--backend pytorch] [--max-batch 16]
-        [--max-upload-mb 20] [--cfg-options K=V ...]
+        [--device auto|cpu|cuda] [--backend pytorch|onnx] [--onnx DIR]
+        [--max-batch 16] [--max-upload-mb 20] [--cfg-options K=V ...]
 
 Open http://127.0.0.1:8000/ for the page; POST photos to /predict (see
 /docs). Binds 127.0.0.1 unless --host says otherwise: the service has no
@@ -14,19 +14,18 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 from flower_mm.serving import BACKENDS, create_app  # noqa: E402
-from flower_mm.utils import exit_on_user_error, merge_cfg_options  # noqa: E402
+from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+                             check_checkpoint_arguments, exit_on_user_error,
+                             merge_cfg_options)
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Serve a trained classifier over HTTP')
-    parser.add_argument('config', help='config the checkpoint was trained '
-                        'with, e.g. configs/resnet50_flowers.py')
-    parser.add_argument('checkpoint', help='checkpoint (.pth) from '
-                        'tools/train.py')
+    add_checkpoint_arguments(parser)
     parser.add_argument(
         '--host', default='127.0.0.1', help='address to bind (default '
         '127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)')
@@ -36,7 +35,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         'cuda:1...')
     parser.add_argument(
         '--backend', default='pytorch', choices=sorted(BACKENDS),
-        help='what runs the model')
+        help='what runs the model: pytorch (the checkpoint, at the '
+        'config\'s test precision) or onnx (an export of it by '
+        'tools/export.py, float32 or int8, on onnxruntime)')
+    parser.add_argument(
+        '--onnx', metavar='DIR',
+        help='with --backend onnx: the export folder or .onnx file '
+        '(default: <checkpoint folder>/export, where tools/export.py '
+        'writes; an int8 model there is preferred)')
     parser.add_argument(
         '--max-batch', type=int, default=16,
         help='most images per forward pass, across concurrent requests')
@@ -49,22 +55,15 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--max-queue', type=int, default=64,
         help='requests that may wait for the model; more get 503')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs, e.g. '
-        'test_dataloader.dataset.pipeline.1.scale=288')
     return parser
 
 
 def main() -> None:
     parser = get_args_parser()
     args = parser.parse_args()
-    for name, path in (('config', args.config),
-                       ('checkpoint', args.checkpoint)):
-        if not osp.isfile(path):
-            parser.error(f'{name} "{path}" does not exist')
+    check_checkpoint_arguments(parser, args)
+    if args.onnx and args.backend != 'onnx':
+        parser.error('--onnx goes with --backend onnx')
     for name in ('max_batch', 'max_upload_mb', 'max_files', 'max_queue'):
         if getattr(args, name) <= 0:
             parser.error(f'--{name.replace("_", "-")} must be positive')
@@ -78,6 +77,7 @@ def main() -> None:
             args.checkpoint,
             device=args.device,
             backend=args.backend,
+            onnx=args.onnx,
             max_batch=args.max_batch,
             max_upload_mb=args.max_upload_mb,
             max_files=args.max_files,

@@ -14,10 +14,11 @@ from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
+from ..utils.user_errors import FlowerUserError
 from .quantize import ort_session
 
 
-class OnnxModelError(ValueError):
+class OnnxModelError(FlowerUserError, ValueError):
     """An ONNX model that tools/export.py did not write (or not all of)."""
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..apis import BatchImageClassifier
+from ..apis import BatchImageClassifier, OnnxImageClassifier
 from ..datasets.preparation import sha256_file
 
 from .worker import BatchingWorker, QueueFullError
@@ -30,11 +30,26 @@ UPLOAD_FIELD = 'files'
 RETRY_AFTER_S = 1
 
 
+
+
+def default_onnx_dir(checkpoint: str) -> str:
+    """Where ``tools/export.py`` writes a checkpoint's exports by default."""
+    return osp.join(osp.dirname(osp.abspath(checkpoint)), 'export')
+
+
 # What ``backend=`` (``tools/serve.py --backend``) can name. A backend is a
-# callable (config, checkpoint, device) returning an object with
+# callable (config, checkpoint, device, onnx) returning an object with
 # BatchImageClassifier's interface: ``classes``, ``device``, ``precision``
-# and ``predict_bytes(files, topk, batch_size)``.
-BACKENDS = {'pytorch': BatchImageClassifier}
+# and ``predict_bytes(files, topk, batch_size)``; ``onnx`` is the export
+# (file or folder) the onnx backend serves.
+BACKENDS = {
+    'pytorch':
+    lambda config, checkpoint, device, onnx: BatchImageClassifier(
+        config, checkpoint, device),
+    'onnx':
+    lambda config, checkpoint, device, onnx: OnnxImageClassifier(
+        onnx or default_onnx_dir(checkpoint), device),
+}
 
 
 class Prediction(BaseModel):
@@ -75,6 +90,7 @@ def create_app(config,
                checkpoint: str,
                device: str = 'auto',
                backend: str = 'pytorch',
+               onnx: Optional[str] = None,
                max_batch: int = 16,
                max_upload_mb: float = 20,
                max_files: int = 64,
@@ -87,7 +103,11 @@ def create_app(config,
         checkpoint (str): Checkpoint from ``tools/train.py``; loaded through
             the project's safe (``weights_only``) loader.
         device (str): 'auto' (the GPU if any), 'cpu', 'cuda', 'cuda:1'...
-        backend (str): A key of :data:`BACKENDS`.
+        backend (str): A key of :data:`BACKENDS`: 'pytorch' runs the
+            checkpoint, 'onnx' the model ``tools/export.py`` made of it
+            (float32 or int8) with onnxruntime on the CPU.
+        onnx (str, optional): With ``backend='onnx'``: the ``.onnx`` file or
+            export folder; default ``<checkpoint folder>/export``.
         max_batch (int): Most images per forward pass.
         max_upload_mb (float): Largest request body; larger ones get 413.
         max_files (int): Most files per request; more get 413.
@@ -98,12 +118,14 @@ def create_app(config,
         raise ValueError(f'Unknown backend "{backend}"; choose one of '
                          f'{", ".join(sorted(BACKENDS))}.')
     classifier = BACKENDS[backend](config, checkpoint,
-                                   None if device == 'auto' else device)
+                                   None if device == 'auto' else device, onnx)
+    # What answers is the ONNX file where one is served.
+    served = getattr(classifier, 'onnx_file', checkpoint)
     model = dict(
         classes=list(classifier.classes),
         config=config if isinstance(config, str) else str(config.filename),
-        checkpoint=osp.basename(checkpoint),
-        checkpoint_sha256=sha256_file(checkpoint)[:12],
+        checkpoint=osp.basename(served),
+        checkpoint_sha256=sha256_file(served)[:12],
         device=str(classifier.device),
         precision=classifier.precision,
         backend=backend)
