@@ -3,10 +3,12 @@
 Nothing here touches the network: the ImageNet checkpoint the configs name is
 replaced by one the fixture writes in MMPretrain's format.
 """
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -105,6 +107,42 @@ def make_densenet_checkpoint(path: Path, arch: str = '121',
     return path
 
 
+def make_calibrated_checkpoint(path: Path, data_root: Path, size: int = 64,
+                               residual_gain=None) -> Path:
+    """A ResNet-50 "pretrained" on nothing, whose BN statistics fit the data.
+
+    A random checkpoint keeps BN statistics of mean 0 / variance 1 while its
+    activations are far larger, so its frozen stages feed garbage in eval
+    mode and no run learns reliably in a few epochs. ``residual_gain`` sets
+    every block's last BN scale: 0.2 keeps the residual sum, and so the
+    pooled features, at the size of ImageNet weights' (mean ~0.5), where the
+    recipe's lr 0.01 is stable; PyTorch's default init makes them 4x larger.
+    """
+    from mmpretrain.models import ResNet
+    from mmpretrain.models.backbones.resnet import Bottleneck
+    torch.manual_seed(0)
+    backbone = ResNet(depth=50)
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the batch
+            module.reset_running_stats()
+        if residual_gain is not None and isinstance(module, Bottleneck):
+            torch.nn.init.constant_(module.norm3.weight, residual_gain)
+    images = [
+        cv2.resize(cv2.imread(str(p)), (size, size))[..., ::-1]
+        for p in sorted(data_root.glob('train/*/*.jpg'))
+    ]
+    x = torch.from_numpy(np.stack(images).copy()).permute(0, 3, 1, 2).float()
+    x = (x - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) / \
+        torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    backbone.train()  # mmpretrain's ResNet.train() returns None
+    with torch.no_grad():
+        backbone(x)
+    state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    torch.save({'meta': {}, 'state_dict': state_dict}, path)
+    return path
+
+
 def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
                      batch_size: int = 5) -> list:
     """--cfg-options shrinking a flower config: data root, image size,
@@ -167,3 +205,157 @@ def assert_user_error(proc, *fragments) -> str:
 def checkpoints_under(path: Path) -> list:
     """The .pth files anywhere under path."""
     return sorted(Path(path).rglob('*.pth'))
+
+
+# ------------------------------------------- a model that has really learned
+# Classes told apart by stripe orientation and colour: horizontal or vertical
+# stripes, red or blue (BGR), and a green checkerboard. The recipe's flips
+# keep each class; a transposed or rotated crop swaps horizontal and
+# vertical, and a BGR/RGB mix-up swaps red and blue, so either bug costs
+# most of the accuracy.
+STRIPE_CLASSES = [((40, 40, 210), 'horizontal'), ((40, 40, 210), 'vertical'),
+                  ((210, 60, 30), 'horizontal'), ((210, 60, 30), 'vertical'),
+                  ((40, 180, 40), 'checkerboard')]
+LEARNED_SIZE = 48  # train crop and eval centre crop, px
+
+
+def make_stripe_image(label: int, rng: np.random.Generator,
+                      size: int = 64) -> np.ndarray:
+    """Stripes of a random period (7-12 px) and phase, with noise."""
+    colour, pattern = STRIPE_CLASSES[label]
+    period = rng.uniform(7, 12)
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    across_rows = np.sin(2 * np.pi * (rows + rng.uniform(0, period)) /
+                         period) > 0
+    across_cols = np.sin(2 * np.pi * (cols + rng.uniform(0, period)) /
+                         period) > 0
+    lit = {
+        'horizontal': across_rows,
+        'vertical': across_cols,
+        'checkerboard': across_rows ^ across_cols
+    }[pattern]
+    img = np.where(lit[..., None],
+                   np.float32(colour) * rng.uniform(0.8, 1.15),
+                   rng.uniform(20, 70))
+    img += rng.normal(0, 15, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_stripe_dataset(root: Path, train_per_class=8, val_per_class=4):
+    """train/ and val/ class folders (the flower names) of stripe images."""
+    for split, count, seed in (('train', train_per_class, 1),
+                               ('val', val_per_class, 2)):
+        rng = np.random.default_rng(seed)
+        for label, name in enumerate(FLOWER_CLASSES):
+            cls_dir = root / split / name
+            cls_dir.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                cv2.imwrite(
+                    str(cls_dir / f'{name}_{i:03d}.jpg'),
+                    make_stripe_image(label, rng))
+    return root
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    """A checkpoint that tools/train.py trained on the stripe task."""
+    config: str  # the shipped config it was trained with
+    checkpoint: Path  # the last epoch's checkpoint (not the best)
+    cfg_options: list  # KEY=VALUE for tools/test.py, infer.py, export.py
+    data_root: Path  # train/ and val/ class folders
+    classes: list
+    work_dir: Path
+    val_images: list  # str paths, sorted by class then name
+    val_labels: list
+    train_log: str  # tools/train.py's stdout and stderr
+    scalars: list  # the run's vis_data/scalars.json records
+
+    @property
+    def val_accuracies(self) -> list:
+        """Val top-1 (%) after each epoch, through the eval pipeline."""
+        return [s['accuracy/top1'] for s in self.scalars
+                if 'accuracy/top1' in s]
+
+    @property
+    def train_losses(self) -> list:
+        return [s['loss'] for s in self.scalars if 'loss' in s]
+
+
+LEARNED_EPOCHS = 5
+
+
+def learned_cfg_options(data_root: Path, checkpoint: Path,
+                        size: int = LEARNED_SIZE) -> list:
+    """Shrink the shipped recipe to the stripe task: data root, image and
+    batch size, pretrained file. Pipeline, optimiser and schedule stay."""
+    opts = [
+        f'model.backbone.init_cfg.checkpoint={checkpoint}',
+        'train_dataloader.batch_size=8',
+        f'train_dataloader.dataset.pipeline.1.scale={size}',
+    ]
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        opts.append(f'{loader}.dataset.data_root={data_root}')
+    for loader in ('val_dataloader', 'test_dataloader'):
+        opts += [
+            f'{loader}.batch_size=20',
+            f'{loader}.dataset.pipeline.1.scale={size + size // 8}',
+            f'{loader}.dataset.pipeline.2.crop_size={size}',
+        ]
+    return opts
+
+
+@pytest.fixture(scope='session')
+def learned_model(tmp_path_factory) -> LearnedModel:
+    """ResNet-50 trained by tools/train.py on configs/resnet50_flowers.py.
+
+    Only sizes and the epoch count are reduced (and the loss logged every
+    iteration); it reaches ~100 % val top-1 in 5 epochs of 5 iterations.
+    """
+    root = tmp_path_factory.mktemp('learned')
+    data_root = make_stripe_dataset(root / 'flower_dataset')
+    pretrained = make_calibrated_checkpoint(
+        root / 'resnet50_calibrated.pth', data_root, size=LEARNED_SIZE,
+        residual_gain=0.2)
+    config = config_path('resnet50_flowers.py')
+    options = learned_cfg_options(data_root, pretrained)
+    work_dir = root / 'resnet50_flowers'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'train.py', config, '--work-dir', work_dir,
+        '--cfg-options', *options, f'train_cfg.max_epochs={LEARNED_EPOCHS}',
+        'default_hooks.logger.interval=1'
+    ], cwd=root)
+    scalars = next(work_dir.glob('*/vis_data/scalars.json'))
+    val_images = sorted(data_root.glob('val/*/*.jpg'))
+    model = LearnedModel(
+        config=config,
+        checkpoint=work_dir / f'epoch_{LEARNED_EPOCHS}.pth',
+        cfg_options=options,
+        data_root=data_root,
+        classes=list(FLOWER_CLASSES),
+        work_dir=work_dir,
+        val_images=[str(p) for p in val_images],
+        val_labels=[FLOWER_CLASSES.index(p.parent.name) for p in val_images],
+        train_log=proc.stdout + proc.stderr,
+        scalars=[json.loads(line) for line in
+                 scalars.read_text().splitlines()])
+    assert model.checkpoint.is_file(), sorted(work_dir.iterdir())
+    # Learned, judged at the last epoch: a broken pipeline (transposed crop,
+    # BGR/RGB mix-up, shuffled labels) stays near 20-60 %.
+    assert model.val_accuracies[-1] >= 90, model.val_accuracies
+    return model
+
+
+def assert_answers_vary(scores, labels=None, min_classes=4,
+                        min_spread=0.5) -> None:
+    """Before two paths are compared: their answers are not nearly constant.
+
+    scores: [images, classes] softmax scores of the reference path.
+    """
+    scores = np.asarray(scores)
+    predicted = scores.argmax(1)
+    assert len(set(predicted.tolist())) >= min_classes, predicted
+    # each class's score goes from low on some images to high on others
+    spread = scores.max(0) - scores.min(0)
+    assert spread.min() >= min_spread, spread
+    if labels is not None:
+        assert (predicted == np.asarray(labels)).mean() >= 0.9, predicted

@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import torch
 import torch.multiprocessing as mp
 from conftest import REPO_ROOT, config_path, tiny_cfg_options
 
@@ -78,7 +79,11 @@ def test_metrics_gathered_across_ranks(tmp_path):
 
 
 def run_script(script, *args, cwd, port):
-    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable)
+    # PYTHONPATH: dist_test_hooks.py (the test-only SaveRankParamsHook)
+    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable,
+               PYTHONPATH=os.pathsep.join(
+                   [os.path.dirname(__file__),
+                    os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(['bash', str(REPO_ROOT / 'tools' / script), *args],
                           cwd=cwd,
                           env=env,
@@ -101,6 +106,9 @@ def test_two_process_cpu_train_and_test(tmp_path, flower_data_root,
         '2',
         '--cfg-options',
         *options,
+        'custom_imports.imports=[flower_mm,dist_test_hooks]',
+        'default_hooks.rank_params.type=SaveRankParamsHook',
+        f'default_hooks.rank_params.out_dir={tmp_path}',
         cwd=tmp_path,
         port=free_port())
     assert train.stdout.count('No GPU: distributed pytorch run with the '
@@ -117,6 +125,18 @@ def test_two_process_cpu_train_and_test(tmp_path, flower_data_root,
     train_iters = [s['iter'] for s in scalars if 'loss' in s]
     # 20 images split over 2 processes, 5 per batch: 2 iterations, not 4.
     assert train_iters == [2]
+    # Gradients were averaged: after 2 steps on different halves of the data
+    # both ranks hold the same parameters, and they moved from the start.
+    ranks = [torch.load(tmp_path / f'rank{r}_params.pth') for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for name, param in ranks[0].items():
+        torch.testing.assert_close(ranks[1][name], param, rtol=0, atol=1e-6,
+                                   msg=f'{name} differs between ranks')
+    start = torch.load(pretrained_ckpt)['state_dict']
+    trained_name = 'backbone.layer4.2.conv3.weight'  # not frozen
+    assert not torch.allclose(ranks[0][trained_name], start[trained_name])
+    frozen_name = 'backbone.layer1.0.conv1.weight'
+    assert torch.equal(ranks[0][frozen_name], start[frozen_name])
     val_accuracy = next(s['accuracy/top1'] for s in scalars
                         if 'accuracy/top1' in s)
 

@@ -86,14 +86,15 @@ def main() -> int:
     out_dir = args.out or osp.join(
         osp.dirname(osp.abspath(args.checkpoint)), 'export')
     try:
-        exported = export_classifier(
-            cfg,
-            args.checkpoint,
-            args.format,
-            out_dir,
-            num_check_images=args.num_check_images,
-            check_image_paths=check_paths,
-            tolerance=args.tolerance)
+        with exit_on_user_error():  # e.g. a checkpoint that would run code
+            exported = export_classifier(
+                cfg,
+                args.checkpoint,
+                args.format,
+                out_dir,
+                num_check_images=args.num_check_images,
+                check_image_paths=check_paths,
+                tolerance=args.tolerance)
     except ExportParityError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1

@@ -64,10 +64,11 @@ def main() -> int:
         parser.error('--topk and --batch-size must be at least 1')
 
     items = collect_image_inputs(args.inputs)
-    with exit_on_user_error():  # e.g. a typo in --cfg-options
+    # e.g. a typo in --cfg-options, a checkpoint that would run code
+    with exit_on_user_error():
         cfg = merge_cfg_options(
             Config.fromfile(args.config), args.cfg_options)
-    classifier = BatchImageClassifier(cfg, args.checkpoint, args.device)
+        classifier = BatchImageClassifier(cfg, args.checkpoint, args.device)
     topk = min(args.topk, len(classifier.classes))
     results = classifier.predict(
         items, topk, args.batch_size, progress=not args.no_progress)
