@@ -323,7 +323,7 @@ def learned_model(tmp_path_factory) -> LearnedModel:
         REPO_ROOT / 'tools' / 'train.py', config, '--work-dir', work_dir,
         '--cfg-options', *options, f'train_cfg.max_epochs={LEARNED_EPOCHS}',
         'default_hooks.logger.interval=1'
-    ], cwd=root)
+    ], cwd=root, timeout=1800)  # ~1 min alone; far more on a busy machine
     scalars = next(work_dir.glob('*/vis_data/scalars.json'))
     val_images = sorted(data_root.glob('val/*/*.jpg'))
     model = LearnedModel(

@@ -100,15 +100,22 @@ def test_two_process_cpu_train_and_test(tmp_path, flower_data_root,
                                         pretrained_ckpt):
     config = config_path('resnet50_flowers.py')
     options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
+    # The same config plus the test-only hook that saves each rank's
+    # parameters (custom_imports are read when the file loads, so a file).
+    with_hook = tmp_path / 'configs' / 'resnet50_flowers.py'
+    with_hook.parent.mkdir()
+    with_hook.write_text(
+        f'_base_ = [{config!r}]\n'
+        "custom_imports = dict(imports=['flower_mm', 'dist_test_hooks'], "
+        'allow_failed_imports=False)\n'
+        'default_hooks = dict(rank_params=dict(type="SaveRankParamsHook", '
+        f'out_dir={str(tmp_path)!r}))\n')
     train = run_script(
         'dist_train.sh',
-        config,
+        str(with_hook),
         '2',
         '--cfg-options',
         *options,
-        'custom_imports.imports=[flower_mm,dist_test_hooks]',
-        'default_hooks.rank_params.type=SaveRankParamsHook',
-        f'default_hooks.rank_params.out_dir={tmp_path}',
         cwd=tmp_path,
         port=free_port())
     assert train.stdout.count('No GPU: distributed pytorch run with the '
