@@ -144,22 +144,26 @@ def make_calibrated_checkpoint(path: Path, data_root: Path, size: int = 64,
 
 
 def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
-                     batch_size: int = 5) -> list:
+                     batch_size: int = 5, size: int = IMG_SIZE,
+                     val_batch_size: int = None,
+                     val_resize: int = None) -> list:
     """--cfg-options shrinking a flower config: data root, image size,
-    epochs, batch size and the pretrained checkpoint, nothing else."""
+    epochs, batch size and the pretrained checkpoint, nothing else. Eval
+    images are resized to ``val_resize`` (default size + 8) and cropped to
+    ``size``."""
     opts = [
         f'model.backbone.init_cfg.checkpoint={checkpoint}',
         f'train_cfg.max_epochs={epochs}',
         f'train_dataloader.batch_size={batch_size}',
-        f'train_dataloader.dataset.pipeline.1.scale={IMG_SIZE}',
+        f'train_dataloader.dataset.pipeline.1.scale={size}',
     ]
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts.append(f'{loader}.dataset.data_root={data_root}')
     for loader in ('val_dataloader', 'test_dataloader'):
         opts += [
-            f'{loader}.batch_size={batch_size}',
-            f'{loader}.dataset.pipeline.1.scale={IMG_SIZE + 8}',
-            f'{loader}.dataset.pipeline.2.crop_size={IMG_SIZE}',
+            f'{loader}.batch_size={val_batch_size or batch_size}',
+            f'{loader}.dataset.pipeline.1.scale={val_resize or size + 8}',
+            f'{loader}.dataset.pipeline.2.crop_size={size}',
         ]
     return opts
 
@@ -284,26 +288,6 @@ class LearnedModel:
 LEARNED_EPOCHS = 5
 
 
-def learned_cfg_options(data_root: Path, checkpoint: Path,
-                        size: int = LEARNED_SIZE) -> list:
-    """Shrink the shipped recipe to the stripe task: data root, image and
-    batch size, pretrained file. Pipeline, optimiser and schedule stay."""
-    opts = [
-        f'model.backbone.init_cfg.checkpoint={checkpoint}',
-        'train_dataloader.batch_size=8',
-        f'train_dataloader.dataset.pipeline.1.scale={size}',
-    ]
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        opts.append(f'{loader}.dataset.data_root={data_root}')
-    for loader in ('val_dataloader', 'test_dataloader'):
-        opts += [
-            f'{loader}.batch_size=20',
-            f'{loader}.dataset.pipeline.1.scale={size + size // 8}',
-            f'{loader}.dataset.pipeline.2.crop_size={size}',
-        ]
-    return opts
-
-
 @pytest.fixture(scope='session')
 def learned_model(tmp_path_factory) -> LearnedModel:
     """ResNet-50 trained by tools/train.py on configs/resnet50_flowers.py.
@@ -317,12 +301,15 @@ def learned_model(tmp_path_factory) -> LearnedModel:
         root / 'resnet50_calibrated.pth', data_root, size=LEARNED_SIZE,
         residual_gain=0.2)
     config = config_path('resnet50_flowers.py')
-    options = learned_cfg_options(data_root, pretrained)
+    # The shipped pipeline, optimiser and schedule; only sizes reduced.
+    options = tiny_cfg_options(
+        data_root, pretrained, epochs=LEARNED_EPOCHS, batch_size=8,
+        size=LEARNED_SIZE, val_batch_size=20,
+        val_resize=LEARNED_SIZE + LEARNED_SIZE // 8)
     work_dir = root / 'resnet50_flowers'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'train.py', config, '--work-dir', work_dir,
-        '--cfg-options', *options, f'train_cfg.max_epochs={LEARNED_EPOCHS}',
-        'default_hooks.logger.interval=1'
+        '--cfg-options', *options, 'default_hooks.logger.interval=1'
     ], cwd=root, timeout=1800)  # ~1 min alone; far more on a busy machine
     scalars = next(work_dir.glob('*/vis_data/scalars.json'))
     val_images = sorted(data_root.glob('val/*/*.jpg'))
