@@ -41,16 +41,15 @@ def make_flower_image(label: int, rng: np.random.Generator,
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_flower_split(root: Path, split: str, per_class: int,
-                       seed: int) -> None:
+def write_flower_split(root: Path, split: str, per_class: int, seed: int,
+                       make_image=make_flower_image) -> None:
     rng = np.random.default_rng(seed)
     for label, name in enumerate(FLOWER_CLASSES):
         cls_dir = root / split / name
         cls_dir.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             cv2.imwrite(
-                str(cls_dir / f'{name}_{i:03d}.jpg'),
-                make_flower_image(label, rng))
+                str(cls_dir / f'{name}_{i:03d}.jpg'), make_image(label, rng))
 
 
 def make_flower_dataset(root: Path, train_per_class=4, val_per_class=3):
@@ -247,16 +246,8 @@ def make_stripe_image(label: int, rng: np.random.Generator,
 
 def make_stripe_dataset(root: Path, train_per_class=8, val_per_class=4):
     """train/ and val/ class folders (the flower names) of stripe images."""
-    for split, count, seed in (('train', train_per_class, 1),
-                               ('val', val_per_class, 2)):
-        rng = np.random.default_rng(seed)
-        for label, name in enumerate(FLOWER_CLASSES):
-            cls_dir = root / split / name
-            cls_dir.mkdir(parents=True, exist_ok=True)
-            for i in range(count):
-                cv2.imwrite(
-                    str(cls_dir / f'{name}_{i:03d}.jpg'),
-                    make_stripe_image(label, rng))
+    write_flower_split(root, 'train', train_per_class, 1, make_stripe_image)
+    write_flower_split(root, 'val', val_per_class, 2, make_stripe_image)
     return root
 
 
