@@ -3,13 +3,15 @@
 Nothing here touches the network: the ImageNet checkpoint the configs name is
 replaced by one the fixture writes in MMPretrain's format.
 """
-import importlib.util
 import http.server
+import importlib.util
+import json
 import os
 import os.path as osp
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -42,16 +44,15 @@ def make_flower_image(label: int, rng: np.random.Generator,
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
-def write_flower_split(root: Path, split: str, per_class: int,
-                       seed: int) -> None:
+def write_flower_split(root: Path, split: str, per_class: int, seed: int,
+                       make_image=make_flower_image) -> None:
     rng = np.random.default_rng(seed)
     for label, name in enumerate(FLOWER_CLASSES):
         cls_dir = root / split / name
         cls_dir.mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             cv2.imwrite(
-                str(cls_dir / f'{name}_{i:03d}.jpg'),
-                make_flower_image(label, rng))
+                str(cls_dir / f'{name}_{i:03d}.jpg'), make_image(label, rng))
 
 
 def make_flower_dataset(root: Path, train_per_class=4, val_per_class=3):
@@ -115,23 +116,63 @@ def make_densenet_checkpoint(path: Path, arch: str = '121',
     return path
 
 
+def make_calibrated_checkpoint(path: Path, data_root: Path, size: int = 64,
+                               residual_gain=None) -> Path:
+    """A ResNet-50 "pretrained" on nothing, whose BN statistics fit the data.
+
+    A random checkpoint keeps BN statistics of mean 0 / variance 1 while its
+    activations are far larger, so its frozen stages feed garbage in eval
+    mode and no run learns reliably in a few epochs. ``residual_gain`` sets
+    every block's last BN scale: 0.2 keeps the residual sum, and so the
+    pooled features, at the size of ImageNet weights' (mean ~0.5), where the
+    recipe's lr 0.01 is stable; PyTorch's default init makes them 4x larger.
+    """
+    from mmpretrain.models import ResNet
+    from mmpretrain.models.backbones.resnet import Bottleneck
+    torch.manual_seed(0)
+    backbone = ResNet(depth=50)
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.momentum = None  # cumulative average over the batch
+            module.reset_running_stats()
+        if residual_gain is not None and isinstance(module, Bottleneck):
+            torch.nn.init.constant_(module.norm3.weight, residual_gain)
+    images = [
+        cv2.resize(cv2.imread(str(p)), (size, size))[..., ::-1]
+        for p in sorted(data_root.glob('train/*/*.jpg'))
+    ]
+    x = torch.from_numpy(np.stack(images).copy()).permute(0, 3, 1, 2).float()
+    x = (x - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) / \
+        torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    backbone.train()  # mmpretrain's ResNet.train() returns None
+    with torch.no_grad():
+        backbone(x)
+    state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
+    torch.save({'meta': {}, 'state_dict': state_dict}, path)
+    return path
+
+
 def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
-                     batch_size: int = 5) -> list:
+                     batch_size: int = 5, size: int = IMG_SIZE,
+                     val_batch_size: int = None,
+                     val_resize: int = None) -> list:
     """--cfg-options shrinking a flower config: data root, image size,
-    epochs, batch size and the pretrained checkpoint, nothing else."""
+    epochs, batch size and the pretrained checkpoint, nothing else. Eval
+    images are resized to ``val_resize`` (default size + 8) and cropped to
+    ``size``."""
     opts = [
         f'model.backbone.init_cfg.checkpoint={checkpoint}',
         f'train_cfg.max_epochs={epochs}',
         f'train_dataloader.batch_size={batch_size}',
-        f'train_dataloader.dataset.pipeline.1.scale={IMG_SIZE}',
+        f'train_dataloader.dataset.pipeline.1.scale={size}',
     ]
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         opts.append(f'{loader}.dataset.data_root={data_root}')
     for loader in ('val_dataloader', 'test_dataloader'):
         opts += [
-            f'{loader}.batch_size={batch_size}',
-            f'{loader}.dataset.pipeline.1.scale={IMG_SIZE + 8}',
-            f'{loader}.dataset.pipeline.2.crop_size={IMG_SIZE}',
+            f'{loader}.batch_size={val_batch_size or batch_size}',
+            f'{loader}.dataset.pipeline.1.scale={val_resize or size + 8}',
+            f'{loader}.dataset.pipeline.2.crop_size={size}',
         ]
     return opts
 
@@ -261,22 +302,155 @@ def load_tool(name: str):
     return module
 
 
+# ------------------------------------------- a model that has really learned
+# Classes told apart by stripe orientation and colour: horizontal or vertical
+# stripes, red or blue (BGR), and a green checkerboard. The recipe's flips
+# keep each class; a transposed or rotated crop swaps horizontal and
+# vertical, and a BGR/RGB mix-up swaps red and blue, so either bug costs
+# most of the accuracy.
+STRIPE_CLASSES = [((40, 40, 210), 'horizontal'), ((40, 40, 210), 'vertical'),
+                  ((210, 60, 30), 'horizontal'), ((210, 60, 30), 'vertical'),
+                  ((40, 180, 40), 'checkerboard')]
+LEARNED_SIZE = 48  # train crop and eval centre crop, px
+
+
+def make_stripe_image(label: int, rng: np.random.Generator,
+                      size: int = 64) -> np.ndarray:
+    """Stripes of a random period (7-12 px) and phase, with noise."""
+    colour, pattern = STRIPE_CLASSES[label]
+    period = rng.uniform(7, 12)
+    rows, cols = np.mgrid[0:size, 0:size].astype(np.float32)
+    across_rows = np.sin(2 * np.pi * (rows + rng.uniform(0, period)) /
+                         period) > 0
+    across_cols = np.sin(2 * np.pi * (cols + rng.uniform(0, period)) /
+                         period) > 0
+    lit = {
+        'horizontal': across_rows,
+        'vertical': across_cols,
+        'checkerboard': across_rows ^ across_cols
+    }[pattern]
+    img = np.where(lit[..., None],
+                   np.float32(colour) * rng.uniform(0.8, 1.15),
+                   rng.uniform(20, 70))
+    img += rng.normal(0, 15, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_stripe_dataset(root: Path, train_per_class=8, val_per_class=4):
+    """train/ and val/ class folders (the flower names) of stripe images."""
+    write_flower_split(root, 'train', train_per_class, 1, make_stripe_image)
+    write_flower_split(root, 'val', val_per_class, 2, make_stripe_image)
+    return root
+
+
+@dataclass(frozen=True)
+class LearnedModel:
+    """A checkpoint that tools/train.py trained on the stripe task."""
+    config: str  # the shipped config it was trained with
+    checkpoint: Path  # the last epoch's checkpoint (not the best)
+    cfg_options: list  # KEY=VALUE for tools/test.py, infer.py, export.py
+    data_root: Path  # train/ and val/ class folders
+    classes: list
+    work_dir: Path
+    val_images: list  # str paths, sorted by class then name
+    val_labels: list
+    train_log: str  # tools/train.py's stdout and stderr
+    scalars: list  # the run's vis_data/scalars.json records
+
+    @property
+    def val_accuracies(self) -> list:
+        """Val top-1 (%) after each epoch, through the eval pipeline."""
+        return [s['accuracy/top1'] for s in self.scalars
+                if 'accuracy/top1' in s]
+
+    @property
+    def train_losses(self) -> list:
+        return [s['loss'] for s in self.scalars if 'loss' in s]
+
+    @property
+    def one_photo_per_class(self) -> list:
+        """The first val image of each class, as Paths, in class order."""
+        return [Path(self.val_images[self.val_labels.index(label)])
+                for label in range(len(self.classes))]
+
+
+LEARNED_EPOCHS = 5
+
+
 @pytest.fixture(scope='session')
-def trained_model(tmp_path_factory, flower_data_root, pretrained_ckpt):
-    """A checkpoint from `tools/train.py` (1 epoch on the tiny data), once
-    per session: ``config``, ``checkpoint``, the ``options`` it was trained
-    with (pass them as --cfg-options) and one val image per class."""
-    from types import SimpleNamespace
-    cwd = tmp_path_factory.mktemp('trained_model')
+def learned_model(tmp_path_factory) -> LearnedModel:
+    """ResNet-50 trained by tools/train.py on configs/resnet50_flowers.py.
+
+    Only sizes and the epoch count are reduced (and the loss logged every
+    iteration); it reaches ~100 % val top-1 in 5 epochs of 5 iterations.
+    """
+    root = tmp_path_factory.mktemp('learned')
+    data_root = make_stripe_dataset(root / 'flower_dataset')
+    pretrained = make_calibrated_checkpoint(
+        root / 'resnet50_calibrated.pth', data_root, size=LEARNED_SIZE,
+        residual_gain=0.2)
     config = config_path('resnet50_flowers.py')
-    options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
-    run_tool([REPO_ROOT / 'tools' / 'train.py', config, '--cfg-options',
-              *options], cwd=cwd)
-    checkpoint = cwd / 'work_dirs' / 'resnet50_flowers' / 'epoch_1.pth'
-    assert checkpoint.is_file()
-    val_images = [
-        sorted((flower_data_root / 'val' / c).glob('*.jpg'))[0]
-        for c in FLOWER_CLASSES
-    ]
-    return SimpleNamespace(config=config, checkpoint=checkpoint,
-                           options=options, val_images=val_images)
+    # The shipped pipeline, optimiser and schedule; only sizes reduced.
+    options = tiny_cfg_options(
+        data_root, pretrained, epochs=LEARNED_EPOCHS, batch_size=8,
+        size=LEARNED_SIZE, val_batch_size=20,
+        val_resize=LEARNED_SIZE + LEARNED_SIZE // 8)
+    work_dir = root / 'resnet50_flowers'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'train.py', config, '--work-dir', work_dir,
+        '--tensorboard',  # its event files are tested too
+        '--cfg-options', *options, 'default_hooks.logger.interval=1'
+    ], cwd=root, timeout=1800)  # ~1 min alone; far more on a busy machine
+    scalars = next(work_dir.glob('*/vis_data/scalars.json'))
+    val_images = sorted(data_root.glob('val/*/*.jpg'))
+    model = LearnedModel(
+        config=config,
+        checkpoint=work_dir / f'epoch_{LEARNED_EPOCHS}.pth',
+        cfg_options=options,
+        data_root=data_root,
+        classes=list(FLOWER_CLASSES),
+        work_dir=work_dir,
+        val_images=[str(p) for p in val_images],
+        val_labels=[FLOWER_CLASSES.index(p.parent.name) for p in val_images],
+        train_log=proc.stdout + proc.stderr,
+        scalars=[json.loads(line) for line in
+                 scalars.read_text().splitlines()])
+    assert model.checkpoint.is_file(), sorted(work_dir.iterdir())
+    # Learned, judged at the last epoch: a broken pipeline (transposed crop,
+    # BGR/RGB mix-up, shuffled labels) stays near 20-60 %.
+    assert model.val_accuracies[-1] >= 90, model.val_accuracies
+    return model
+
+
+
+@pytest.fixture(scope='session')
+def exported_model(learned_model, tmp_path_factory):
+    """``learned_model`` exported by tools/export.py in every format (int8
+    calibrated on 4 training photos, checked on 3 val photos): ``dir``,
+    ``int8`` (its .int8.onnx) and the tool's ``stdout``."""
+    from types import SimpleNamespace
+    out_dir = tmp_path_factory.mktemp('exported') / 'export'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'export.py', learned_model.config,
+        learned_model.checkpoint, '--format', 'torchscript', 'onnx',
+        'onnx-int8', '--out', out_dir, '--check-images',
+        *learned_model.val_images[::7],  # daisy, dandelion, sunflower
+        '--calib-images', '4', '--cfg-options', *learned_model.cfg_options
+    ], cwd=out_dir.parent)
+    return SimpleNamespace(dir=out_dir, stdout=proc.stdout,
+                           int8=out_dir / 'resnet50_flowers.int8.onnx')
+
+def assert_answers_vary(scores, labels=None, min_classes=4,
+                        min_spread=0.5) -> None:
+    """Before two paths are compared: their answers are not nearly constant.
+
+    scores: [images, classes] softmax scores of the reference path.
+    """
+    scores = np.asarray(scores)
+    predicted = scores.argmax(1)
+    assert len(set(predicted.tolist())) >= min_classes, predicted
+    # each class's score goes from low on some images to high on others
+    spread = scores.max(0) - scores.min(0)
+    assert spread.min() >= min_spread, spread
+    if labels is not None:
+        assert (predicted == np.asarray(labels)).mean() >= 0.9, predicted

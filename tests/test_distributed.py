@@ -7,6 +7,7 @@ import socket
 import subprocess
 import sys
 
+import torch
 import torch.multiprocessing as mp
 from conftest import REPO_ROOT, config_path, tiny_cfg_options
 
@@ -78,7 +79,11 @@ def test_metrics_gathered_across_ranks(tmp_path):
 
 
 def run_script(script, *args, cwd, port):
-    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable)
+    # PYTHONPATH: dist_test_hooks.py (the test-only SaveRankParamsHook)
+    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable,
+               PYTHONPATH=os.pathsep.join(
+                   [os.path.dirname(__file__),
+                    os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(['bash', str(REPO_ROOT / 'tools' / script), *args],
                           cwd=cwd,
                           env=env,
@@ -95,9 +100,19 @@ def test_two_process_cpu_train_and_test(tmp_path, flower_data_root,
                                         pretrained_ckpt):
     config = config_path('resnet50_flowers.py')
     options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
+    # The same config plus the test-only hook that saves each rank's
+    # parameters (custom_imports are read when the file loads, so a file).
+    with_hook = tmp_path / 'configs' / 'resnet50_flowers.py'
+    with_hook.parent.mkdir()
+    with_hook.write_text(
+        f'_base_ = [{config!r}]\n'
+        "custom_imports = dict(imports=['flower_mm', 'dist_test_hooks'], "
+        'allow_failed_imports=False)\n'
+        'default_hooks = dict(rank_params=dict(type="SaveRankParamsHook", '
+        f'out_dir={str(tmp_path)!r}))\n')
     train = run_script(
         'dist_train.sh',
-        config,
+        str(with_hook),
         '2',
         '--cfg-options',
         *options,
@@ -117,6 +132,18 @@ def test_two_process_cpu_train_and_test(tmp_path, flower_data_root,
     train_iters = [s['iter'] for s in scalars if 'loss' in s]
     # 20 images split over 2 processes, 5 per batch: 2 iterations, not 4.
     assert train_iters == [2]
+    # Gradients were averaged: after 2 steps on different halves of the data
+    # both ranks hold the same parameters, and they moved from the start.
+    ranks = [torch.load(tmp_path / f'rank{r}_params.pth') for r in (0, 1)]
+    assert ranks[0].keys() == ranks[1].keys()
+    for name, param in ranks[0].items():
+        torch.testing.assert_close(ranks[1][name], param, rtol=0, atol=1e-6,
+                                   msg=f'{name} differs between ranks')
+    start = torch.load(pretrained_ckpt)['state_dict']
+    trained_name = 'backbone.layer4.2.conv3.weight'  # not frozen
+    assert not torch.allclose(ranks[0][trained_name], start[trained_name])
+    frozen_name = 'backbone.layer1.0.conv1.weight'
+    assert torch.equal(ranks[0][frozen_name], start[frozen_name])
     val_accuracy = next(s['accuracy/top1'] for s in scalars
                         if 'accuracy/top1' in s)
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn as nn
-from conftest import (REPO_ROOT, config_path, make_flower_dataset, run_tool,
-                      tiny_cfg_options)
+from conftest import (REPO_ROOT, config_path, make_calibrated_checkpoint,
+                      make_flower_dataset, run_tool, tiny_cfg_options)
 from mmengine.config import Config
 from mmengine.logging import MMLogger
 from mmengine.optim import OptimWrapper
@@ -414,36 +414,6 @@ def speed_data(tmp_path_factory):
         tmp_path_factory.mktemp('speed') / 'flower_dataset',
         train_per_class=8,
         val_per_class=4)
-
-
-def make_calibrated_checkpoint(path: Path, data_root: Path) -> Path:
-    """A ResNet-50 "pretrained" on nothing, whose BN statistics fit the data.
-
-    The shared random checkpoint keeps BN statistics of mean 0 / variance 1
-    while its activations are far larger, so its frozen stages feed garbage
-    in eval mode and no run learns reliably in a few epochs.
-    """
-    import cv2
-    from mmpretrain.models import ResNet
-    torch.manual_seed(0)
-    backbone = ResNet(depth=50)
-    for module in backbone.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.momentum = None  # cumulative average over the batch
-            module.reset_running_stats()
-    images = [
-        cv2.resize(cv2.imread(str(p)), (64, 64))[..., ::-1]
-        for p in sorted(data_root.glob('train/*/*.jpg'))
-    ]
-    x = torch.from_numpy(np.stack(images).copy()).permute(0, 3, 1, 2).float()
-    x = (x - torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)) / \
-        torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
-    backbone.train()  # mmpretrain's ResNet.train() returns None
-    with torch.no_grad():
-        backbone(x)
-    state_dict = {f'backbone.{k}': v for k, v in backbone.state_dict().items()}
-    torch.save({'meta': {}, 'state_dict': state_dict}, path)
-    return path
 
 
 def val_accuracies(work_dir: Path) -> list:

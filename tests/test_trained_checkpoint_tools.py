@@ -6,6 +6,7 @@ import importlib.util
 import json
 import pickle
 import re
+import shutil
 import sys
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +15,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO_ROOT, assert_user_error, config_path,
-                      keep_for_docs, run_tool, tiny_cfg_options)
+from conftest import (REPO_ROOT, assert_answers_vary, assert_user_error,
+                      config_path, keep_for_docs, load_tool, run_tool)
 from mmengine.config import Config, DictAction
 
 from flower_mm.apis import BatchImageClassifier, collect_image_inputs
@@ -46,21 +47,15 @@ def read_png(path):
 
 
 @pytest.fixture(scope='module')
-def trained(tmp_path_factory, flower_data_root, pretrained_ckpt):
-    cwd = tmp_path_factory.mktemp('trained')
-    options = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
-    run_tool([REPO_ROOT / 'tools' / 'train.py', CONFIG, '--tensorboard',
-              '--cfg-options', *options], cwd=cwd)
-    work_dir = cwd / 'work_dirs' / 'resnet50_flowers'
-    checkpoint = work_dir / 'epoch_1.pth'
-    assert checkpoint.is_file()
-    val_images = [
-        sorted((flower_data_root / 'val' / c).glob('*.jpg'))[0]
-        for c in FLOWER_CLASSES
-    ]
-    return SimpleNamespace(cwd=cwd, work_dir=work_dir, checkpoint=checkpoint,
-                           options=options, cfg=tiny_cfg(options),
-                           val_images=[str(p) for p in val_images])
+def trained(tmp_path_factory, learned_model):
+    """The session's learned model, with this module's scratch folder."""
+    return SimpleNamespace(cwd=tmp_path_factory.mktemp('trained'),
+                           work_dir=learned_model.work_dir,
+                           checkpoint=learned_model.checkpoint,
+                           options=learned_model.cfg_options,
+                           cfg=tiny_cfg(learned_model.cfg_options),
+                           val_images=learned_model.val_images,
+                           val_labels=learned_model.val_labels)
 
 
 @pytest.fixture(scope='module')
@@ -70,9 +65,12 @@ def mmpretrain_scores(trained):
     inferencer = ImageClassificationInferencer(
         model=trained.cfg, pretrained=str(trained.checkpoint), device='cpu')
     assert list(inferencer.classes) == list(FLOWER_CLASSES)
-    results = inferencer(trained.val_images, batch_size=2)
+    results = inferencer(trained.val_images, batch_size=8)
     assert len(results) == len(trained.val_images)
-    return np.stack([r['pred_scores'] for r in results])
+    scores = np.stack([r['pred_scores'] for r in results])
+    # Comparisons against these scores mean something only if they vary.
+    assert_answers_vary(scores, trained.val_labels)
+    return scores
 
 
 @pytest.fixture(scope='module')
@@ -92,20 +90,21 @@ def test_report(trained):
 def test_test_tool_reports_per_class_metrics(test_report):
     report = test_report.report
     assert report['classes'] == list(FLOWER_CLASSES)
-    assert report['num_samples'] == 15
-    assert [m['support'] for m in report['per_class'].values()] == [3] * 5
+    assert report['num_samples'] == 20
+    assert [m['support'] for m in report['per_class'].values()] == [4] * 5
     # SingleLabelMetric and ConfusionMatrix must tell the same story.
     matrix = np.array(report['confusion_matrix']['counts'])
-    assert matrix.shape == (5, 5) and matrix.sum() == 15
+    assert matrix.shape == (5, 5) and matrix.sum() == 20
     assert report['accuracy'] == pytest.approx(
-        np.trace(matrix) / 15 * 100, abs=1e-3)
+        np.trace(matrix) / 20 * 100, abs=1e-3)
+    assert report['accuracy'] >= 90  # the model has learned
     predicted = matrix.sum(0)
     for i, name in enumerate(FLOWER_CLASSES):
         precision = matrix[i, i] / predicted[i] * 100 if predicted[i] else 0
         assert report['per_class'][name]['precision'] == pytest.approx(
             precision, abs=1e-3)
         assert report['per_class'][name]['recall'] == pytest.approx(
-            matrix[i, i] / 3 * 100, abs=1e-3)
+            matrix[i, i] / 4 * 100, abs=1e-3)
     assert 'Classification report:' in test_report.log
     assert 'macro avg' in test_report.log and 'weighted avg' in test_report.log
     assert 'confusion matrix (rows: true class' in test_report.log
@@ -179,16 +178,18 @@ def test_batch_classifier_uses_the_test_precision_and_layout(
     assert forced.cast_dtype == torch.bfloat16
 
 
-def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path):
+def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path,
+                                                       mmpretrain_scores):
     photos = tmp_path / 'photos'
     (photos / 'nested').mkdir(parents=True)
     good = [photos / 'a.jpg', photos / 'nested' / 'b.png']
-    cv2.imwrite(str(good[0]), cv2.imread(trained.val_images[0]))
-    cv2.imwrite(str(good[1]), cv2.imread(trained.val_images[2]))
+    # three classes: daisy, rose, tulip; the same pixels as the reference's
+    shutil.copy(trained.val_images[0], good[0])
+    cv2.imwrite(str(good[1]), cv2.imread(trained.val_images[9]))
     (photos / 'corrupt.jpg').write_bytes(b'not a jpeg at all')
     (photos / 'empty.png').write_bytes(b'')
     (photos / 'notes.txt').write_text('not an image, skipped in folders')
-    extra = Path(trained.val_images[3])
+    extra = Path(trained.val_images[18])
     out_csv = tmp_path / 'pred.csv'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'infer.py', CONFIG, trained.checkpoint, photos,
@@ -209,11 +210,14 @@ def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path):
         'a.jpg', 'b.png', 'corrupt.jpg', 'empty.png', extra.name,
         'missing.jpg'
     ])
-    for name in ('a.jpg', 'b.png', extra.name):
+    for name, index in (('a.jpg', 0), ('b.png', 9), (extra.name, 18)):
         row = by_path[name]
         assert row['error'] == ''
-        assert row['top1_class'] in FLOWER_CLASSES
-        assert 0 < float(row['top2_score']) <= float(row['top1_score']) <= 1
+        # the reference's answer
+        assert row['top1_class'] == FLOWER_CLASSES[
+            mmpretrain_scores[index].argmax()]
+        # a confident model's second score prints as 0.000000
+        assert 0 <= float(row['top2_score']) <= float(row['top1_score']) <= 1
     assert 'neither OpenCV nor Pillow' in by_path['corrupt.jpg']['error']
     assert 'empty (0 bytes)' in by_path['empty.png']['error']
     assert by_path['missing.jpg']['error'] == 'file does not exist'
@@ -221,14 +225,6 @@ def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path):
     assert '3 of 6 images classified' in proc.stdout
     assert 'corrupt.jpg: not an image' in proc.stderr
     assert str(good[1]) in proc.stdout  # the table lists each image
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_infer_tool_json_and_exit_codes(trained, tmp_path, monkeypatch,
@@ -244,13 +240,20 @@ def test_infer_tool_json_and_exit_codes(trained, tmp_path, monkeypatch,
     assert infer.main() == 0
     with open(out_json) as f:
         results = json.load(f)
-    # the glob matches the first image of each class: trained.val_images
-    assert [r['path'] for r in results] == trained.val_images
-    for result, scores in zip(results, mmpretrain_scores):
+    # the glob matches the first image of each class
+    first_of_class = [i for i, p in enumerate(trained.val_images)
+                      if p.endswith('_000.jpg')]
+    assert len(first_of_class) == 5
+    assert [r['path'] for r in results] == [
+        trained.val_images[i] for i in first_of_class]
+    for result, scores in zip(results, mmpretrain_scores[first_of_class]):
         assert result['error'] is None
         assert len(result['topk']) == 5  # --topk 9 capped at 5 classes
+        assert result['topk'][0]['class'] == FLOWER_CLASSES[scores.argmax()]
         assert result['topk'][0]['score'] == pytest.approx(
             float(scores.max()), abs=1e-5)
+    # one image of each class, each recognised
+    assert [r['topk'][0]['class'] for r in results] == list(FLOWER_CLASSES)
     out = capsys.readouterr().out
     assert '5 of 5 images classified' in out
     assert re.search(r'classified on \w+ \(float32\)\.', out), out
@@ -285,24 +288,9 @@ def deployer_preprocess(path, preprocess):
     return img.transpose(2, 0, 1)
 
 
-@pytest.fixture(scope='module')
-def exported(trained):
-    """The checkpoint exported in every format (int8: 4 calibration
-    photos), by tools/export.py as a user runs it."""
-    out_dir = trained.cwd / 'export'
-    proc = run_tool([
-        REPO_ROOT / 'tools' / 'export.py', CONFIG, trained.checkpoint,
-        '--format', 'torchscript', 'onnx', 'onnx-int8', '--out', out_dir,
-        '--num-check-images', '3', '--calib-images', '4', '--cfg-options',
-        *trained.options
-    ], cwd=trained.cwd)
-    return SimpleNamespace(dir=out_dir, stdout=proc.stdout,
-                           int8=out_dir / 'resnet50_flowers.int8.onnx')
-
-
-def test_export_both_formats_match_pytorch(exported, trained,
+def test_export_both_formats_match_pytorch(exported_model, trained,
                                            mmpretrain_scores):
-    out_dir, proc = exported.dir, exported
+    out_dir, proc = exported_model.dir, exported_model
     metas = {}
     for fmt, file in (('torchscript', 'resnet50_flowers.torchscript.pt'),
                       ('onnx', 'resnet50_flowers.onnx')):
@@ -316,14 +304,14 @@ def test_export_both_formats_match_pytorch(exported, trained,
         assert f'{fmt}: {out_dir / file}' in proc.stdout
         pre = meta['preprocess']
         assert pre['classes'] == list(FLOWER_CLASSES)
-        assert pre['input_size'] == {'height': 64, 'width': 64}
+        assert pre['input_size'] == {'height': 48, 'width': 48}
         assert pre['mean'] == [123.675, 116.28, 103.53]
         assert pre['std'] == [58.395, 57.12, 57.375]
-        assert meta['input']['shape'] == ['batch', 3, 64, 64]
+        assert meta['input']['shape'] == ['batch', 3, 48, 48]
 
-    # A deployer: photos prepared as the JSON says, a batch of 5 (the
+    # A deployer: photos prepared as the JSON says, a batch of 20 (the
     # exports were traced on 2), run by onnxruntime and libtorch's loader,
-    # must give MMPretrain's scores.
+    # must give MMPretrain's scores (which vary: see mmpretrain_scores).
     import onnxruntime as ort
     batch = np.stack([
         deployer_preprocess(p, metas['onnx']['preprocess'])
@@ -334,6 +322,12 @@ def test_export_both_formats_match_pytorch(exported, trained,
         providers=['CPUExecutionProvider'])
     onnx_scores = session.run(['scores'], {'input': batch})[0]
     np.testing.assert_allclose(onnx_scores, mmpretrain_scores, atol=1e-4)
+    # Negative controls: the same check fails for a deployer who feeds
+    # OpenCV's BGR as is, or who scales to 0-1 as many exports expect.
+    for wrong in (batch[:, ::-1].copy(), batch / 255):
+        scores = session.run(['scores'], {'input': wrong})[0]
+        assert np.abs(scores - mmpretrain_scores).max() > 0.3
+        assert (scores.argmax(1) != mmpretrain_scores.argmax(1)).sum() >= 4
     scripted = torch.jit.load(
         str(out_dir / 'resnet50_flowers.torchscript.pt'))
     with torch.no_grad():
@@ -346,36 +340,36 @@ def onnx_options(trained):
     return [o for o in trained.options if not o.startswith('model.')]
 
 
-def test_int8_export_checks_agreement_with_pytorch(exported, trained,
+def test_int8_export_checks_agreement_with_pytorch(exported_model, trained,
                                                    test_report):
-    with open(str(exported.int8) + '.json') as f:
+    with open(str(exported_model.int8) + '.json') as f:
         meta = json.load(f)
     assert meta['format'] == 'onnx-int8'
     assert meta['calibration']['num_images'] == 4
     assert 'training split' in meta['calibration']['source']
     agreement = meta['agreement']
-    # All 15 validation photos (fewer than --verify-images' 500).
-    assert agreement['num_images'] == 15
+    # All 20 validation photos (fewer than --verify-images' 500).
+    assert agreement['num_images'] == 20
     assert agreement['passed'] and agreement['min_agreement'] == 0.99
     assert agreement['top1_agreement'] >= 0.99
     # float32 accuracy is the checkpoint's, as tools/test.py measured it.
     assert 100 * agreement['top1_accuracy_fp32'] == pytest.approx(
         test_report.report['accuracy'], abs=1e-3)
     assert 0 < agreement['max_abs_diff_scores'] < 0.05
-    assert meta['preprocess']['input_size'] == {'height': 64, 'width': 64}
-    assert (f'onnx-int8: {exported.int8} (+ .json); top-1 agreement with '
-            f'PyTorch 100.0 % >= 99 % on 15 validation images'
-            ) in exported.stdout
+    assert meta['preprocess']['input_size'] == {'height': 48, 'width': 48}
+    assert (f'onnx-int8: {exported_model.int8} (+ .json); top-1 agreement '
+            'with PyTorch 100.0 % >= 99 % on 20 validation images'
+            ) in exported_model.stdout
     # int8 weights: about a quarter of the float32 file.
-    assert exported.int8.stat().st_size < 0.35 * (
-        exported.dir / 'resnet50_flowers.onnx').stat().st_size
+    assert exported_model.int8.stat().st_size < 0.35 * (
+        exported_model.dir / 'resnet50_flowers.onnx').stat().st_size
 
 
-def test_test_tool_on_int8_model_reports_the_same(exported, trained,
+def test_test_tool_on_int8_model_reports_the_same(exported_model, trained,
                                                   test_report):
     out = trained.cwd / 'test_int8'
     proc = run_tool([
-        REPO_ROOT / 'tools' / 'test.py', CONFIG, exported.int8,
+        REPO_ROOT / 'tools' / 'test.py', CONFIG, exported_model.int8,
         '--work-dir', out, '--cfg-options', *onnx_options(trained)
     ], cwd=trained.cwd)
     with open(out / 'classification_report.json') as f:
@@ -383,7 +377,7 @@ def test_test_tool_on_int8_model_reports_the_same(exported, trained,
     reference = test_report.report
     assert report.keys() == reference.keys()
     assert report['per_class'].keys() == reference['per_class'].keys()
-    assert report['num_samples'] == reference['num_samples'] == 15
+    assert report['num_samples'] == reference['num_samples'] == 20
     assert report['accuracy'] == pytest.approx(reference['accuracy'])
 
     def metric_keys(log):
@@ -397,15 +391,15 @@ def test_test_tool_on_int8_model_reports_the_same(exported, trained,
     read_png(out / 'confusion_matrix.png')
 
 
-def test_infer_tool_on_int8_model(exported, trained, tmp_path,
+def test_infer_tool_on_int8_model(exported_model, trained, tmp_path,
                                   mmpretrain_scores):
     out_csv = tmp_path / 'int8.csv'
     proc = run_tool([
-        REPO_ROOT / 'tools' / 'infer.py', CONFIG, exported.int8,
+        REPO_ROOT / 'tools' / 'infer.py', CONFIG, exported_model.int8,
         *trained.val_images, '--out', out_csv, '--topk', '2',
         '--no-progress'
     ], cwd=tmp_path)
-    assert '5 of 5 images classified on cpu (ONNX int8 (onnxruntime))' \
+    assert '20 of 20 images classified on cpu (ONNX int8 (onnxruntime))' \
         in proc.stdout
     with open(out_csv) as f:
         rows = list(csv.reader(f))
@@ -462,7 +456,7 @@ def test_int8_export_calibrated_on_constant_images_fails(
     int8 = out_dir / 'resnet50_flowers.int8.onnx'
     assert proc.returncode == 1
     assert_user_error(proc, f'error: {int8}: top-1 agrees with PyTorch '
-                      'float32 on', 'of 15 validation photos, below the '
+                      'float32 on', 'of 20 validation photos, below the '
                       'required 99 %; do not deploy it')
     with open(str(int8) + '.json') as f:
         meta = json.load(f)
@@ -472,11 +466,38 @@ def test_int8_export_calibrated_on_constant_images_fails(
     assert not agreement['passed'] and agreement['top1_agreement'] < 0.99
 
 
+def test_export_refuses_to_pass_a_wrong_export(trained, tmp_path,
+                                               monkeypatch, capsys):
+    """The check's failing path: an export fed BGR (a bug in preparing its
+    inputs) is written but the tool exits 1 with "do not deploy"."""
+    import flower_mm.deployment.export as export_module
+    right = export_module.deploy_inputs
+    monkeypatch.setattr(export_module, 'deploy_inputs',
+                        lambda model, batch: right(model, batch)[:, [2, 1, 0]])
+    out_dir = tmp_path / 'export'
+    monkeypatch.setattr(sys, 'argv', [
+        'export.py', CONFIG, str(trained.checkpoint), '--format', 'onnx',
+        '--out', str(out_dir), '--check-images', *trained.val_images[::4],
+        '--cfg-options', *trained.options
+    ])
+    assert load_tool('export').main() == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith('error: Exported scores differ from PyTorch')
+    assert 'Do not deploy these files' in err[-1]
+    assert 'Traceback' not in '\n'.join(err)
+    with open(out_dir / 'resnet50_flowers.onnx.json') as f:
+        parity = json.load(f)['parity']
+    assert not parity['passed'] and not parity['top1_agree']
+    assert parity['max_abs_diff_scores'] > 0.3
+
+
 def test_curves_of_a_real_run(trained, tmp_path):
     from flower_mm.visualization import load_runs, plot_training_curves
     runs = load_runs([str(trained.work_dir)])
     curves = runs['resnet50_flowers']['curves']
-    assert curves['loss'][0] == [1] and curves['accuracy/top1'][0] == [1]
+    epochs = [1, 2, 3, 4, 5]
+    assert curves['loss'][0] == epochs
+    assert curves['accuracy/top1'][0] == epochs
     out = plot_training_curves(runs, str(tmp_path / 'curves.png'))
     read_png(out)
 
@@ -491,7 +512,7 @@ def test_test_tool_writes_the_misclassified_gallery(test_report):
     }
     with open(test_report.dir / 'misclassified.csv') as f:
         rows = list(csv.DictReader(f))
-    assert len(dumped) == 15
+    assert len(dumped) == 20
     assert {r['img_path'] for r in rows} == set(wrong)
     matrix = np.array(test_report.report['confusion_matrix']['counts'])
     assert len(rows) == matrix.sum() - np.trace(matrix)
@@ -507,10 +528,10 @@ def test_test_tool_writes_the_misclassified_gallery(test_report):
         assert float(row['pred_score']) == pytest.approx(
             float(truth['pred_score'].max()), abs=1e-4)
     if rows:
-        assert f'{len(rows)} of 15 test images misclassified' \
+        assert f'{len(rows)} of 20 test images misclassified' \
             in test_report.log
     else:
-        assert 'No misclassified images: all 15 are right' in test_report.log
+        assert 'No misclassified images: all 20 are right' in test_report.log
     read_png(test_report.dir / 'misclassified.png')
     keep_for_docs(test_report.dir / 'misclassified.png')
 
@@ -528,7 +549,7 @@ def test_mmpretrain_analyze_results_tool(trained, test_report, tmp_path):
         test_report.results, '--out-dir', out, '--topk', '3',
         '--cfg-options', *trained.options
     ], cwd=trained.cwd, env={'PYTHONPATH': str(REPO_ROOT)})
-    for folder, count in (('success', 15 - num_wrong), ('fail', num_wrong)):
+    for folder, count in (('success', 20 - num_wrong), ('fail', num_wrong)):
         pngs = sorted((out / folder).glob('*.png'))
         assert len(pngs) == min(3, count), folder
         for png in pngs:
@@ -537,7 +558,7 @@ def test_mmpretrain_analyze_results_tool(trained, test_report, tmp_path):
 
 
 def test_vis_cam_tool_on_images_and_folders(trained, tmp_path):
-    folder = Path(trained.val_images[0]).parent  # val/daisy: 3 images
+    folder = Path(trained.val_images[0]).parent  # val/daisy: 4 images
     out = tmp_path / 'cams'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'vis_cam.py', CONFIG, trained.checkpoint,
@@ -556,8 +577,8 @@ def test_vis_cam_tool_on_images_and_folders(trained, tmp_path):
     for line in lines:
         pred_class, score = line.split(': ')[1].split(' -> ')[0].split()
         assert pred_class in FLOWER_CLASSES and 0 < float(score) <= 1
-    assert f'4 CAM images written to {out}' in proc.stdout
-    assert '4/4' in proc.stderr  # MMEngine's progress bar
+    assert f'5 CAM images written to {out}' in proc.stdout
+    assert '5/5' in proc.stderr  # MMEngine's progress bar
 
 
 def test_vis_cam_tool_names_the_valid_target_layers(trained, tmp_path,

@@ -200,3 +200,26 @@ def test_test_tool_refuses(tmp_path, evil, flower_data_root,
                     check=False)
     assert_user_error(proc, REFUSED.format(path))
     assert not marker.exists()
+
+
+@pytest.mark.parametrize('tool, extra', [
+    ('infer.py', ['--out', 'pred.csv']),
+    ('export.py', ['--format', 'onnx', '--out', 'export']),
+])
+def test_infer_and_export_tools_refuse(tmp_path, evil, flower_data_root,
+                                       pretrained_ckpt, tool, extra):
+    path, marker = evil
+    image = next(flower_data_root.glob('val/*/*.jpg'))
+    inputs = [str(image)] if tool == 'infer.py' else []
+    proc = run_tool([
+        REPO_ROOT / 'tools' / tool,
+        config_path('resnet50_flowers.py'),
+        str(path), *inputs, *extra, '--cfg-options',
+        *tiny(flower_data_root, pretrained_ckpt)
+    ],
+                    cwd=tmp_path,
+                    check=False)
+    assert_user_error(proc, REFUSED.format(path))
+    assert not marker.exists()
+    assert not (tmp_path / 'pred.csv').exists()
+    assert not (tmp_path / 'export').exists()

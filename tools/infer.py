@@ -56,7 +56,8 @@ def main() -> int:
         parser.error('--topk and --batch-size must be at least 1')
 
     items = collect_image_inputs(args.inputs)
-    with exit_on_user_error():  # e.g. a typo in --cfg-options
+    # e.g. a typo in --cfg-options, a checkpoint that would run code
+    with exit_on_user_error():
         cfg = merge_cfg_options(
             Config.fromfile(args.config), args.cfg_options)
         if args.checkpoint.endswith('.onnx'):

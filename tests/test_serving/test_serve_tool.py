@@ -34,14 +34,14 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope='module')
-def server(trained_model):
+def server(learned_model):
     """tools/serve.py on a free port of 127.0.0.1, stopped afterwards."""
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / 'tools' / 'serve.py'),
-         trained_model.config, str(trained_model.checkpoint), '--port',
+         learned_model.config, str(learned_model.checkpoint), '--port',
          str(port), '--device', 'cpu', '--cfg-options',
-         *trained_model.options],
+         *learned_model.cfg_options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f'http://127.0.0.1:{port}'
     deadline = time.monotonic() + 180
@@ -104,8 +104,8 @@ def classify_in_page(page, url, paths):
     return shown
 
 
-def test_page_in_chromium(server, trained_model, tmp_path):
-    photos = trained_model.val_images[:2]
+def test_page_in_chromium(server, learned_model, tmp_path):
+    photos = learned_model.one_photo_per_class[:2]
     expected = api_predictions(server, photos)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM,
@@ -120,8 +120,10 @@ def test_page_in_chromium(server, trained_model, tmp_path):
                                 full_page=True)
 
             assert sorted(shown) == sorted(p.name for p in photos)
+            truth = {p.name: p.parent.name for p in photos}
             for name, rows in shown.items():
                 labels = [label for label, _, _ in rows]
+                assert labels[0] == truth[name]  # a learned model: right
                 assert sorted(labels) == sorted(FLOWER_CLASSES)
                 assert labels == [
                     p['label'] for p in expected[name]['topk']]
@@ -186,7 +188,7 @@ def test_serve_binds_localhost_by_default():
 
 
 
-def test_load_benchmark_counts_answers_and_errors(server, trained_model):
+def test_load_benchmark_counts_answers_and_errors(server, learned_model):
     """benchmarks/serve_load.py's client loop against the running server:
     answered photos count as images, unreadable ones as errors."""
     sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
@@ -194,7 +196,7 @@ def test_load_benchmark_counts_answers_and_errors(server, trained_model):
         import serve_load
     finally:
         sys.path.pop(0)
-    photos = [(p.name, p.read_bytes()) for p in trained_model.val_images]
+    photos = [(p.name, p.read_bytes()) for p in learned_model.one_photo_per_class]
     good = serve_load.run_clients(server, photos, clients=2, duration=3.,
                                   files_per_request=2, warmup_s=0.)
     assert good['requests'] > 0 and good['errors'] == 0

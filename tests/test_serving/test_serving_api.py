@@ -22,11 +22,11 @@ from flower_mm.utils import merge_cfg_options
 
 
 @pytest.fixture(scope='module')
-def served(trained_model):
+def served(learned_model):
     cfg = merge_cfg_options(
-        Config.fromfile(trained_model.config),
-        parse_cfg_options(trained_model.options))
-    app = create_app(cfg, str(trained_model.checkpoint), device='cpu')
+        Config.fromfile(learned_model.config),
+        parse_cfg_options(learned_model.cfg_options))
+    app = create_app(cfg, str(learned_model.checkpoint), device='cpu')
     with TestClient(app) as client:
         yield app, client
 
@@ -37,17 +37,21 @@ def classifier(served):
 
 
 @pytest.fixture(scope='module')
-def photos(trained_model):
+def photos(learned_model):
     """(name, bytes) of one val photo per class."""
-    return [(p.name, p.read_bytes()) for p in trained_model.val_images]
+    return [(p.name, p.read_bytes()) for p in learned_model.one_photo_per_class]
 
 
 @pytest.fixture(scope='module')
-def expected(classifier, trained_model):
+def expected(classifier, learned_model):
     """What tools/infer.py's path (files read from disk) predicts, top 5."""
-    results = classifier.predict(
-        [(str(p), None) for p in trained_model.val_images], topk=5,
-        progress=False)
+    photos = learned_model.one_photo_per_class
+    results = classifier.predict([(str(p), None) for p in photos], topk=5,
+                                 progress=False)
+    # A model that has learned: each photo's own class comes first, so
+    # the service's answers below are compared with varied ones.
+    assert [r['topk'][0]['class'] for r in results] == [
+        p.parent.name for p in photos]
     return {r['path'].rsplit('/', 1)[-1]: r['topk'] for r in results}
 
 
@@ -91,7 +95,7 @@ def app_with(served, classifier=None, **limits):
                      **limits)
 
 
-def test_page_health_model_and_docs(served, trained_model, classifier):
+def test_page_health_model_and_docs(served, learned_model, classifier):
     _, client = served
     page = client.get('/')
     assert page.status_code == 200
@@ -105,7 +109,7 @@ def test_page_health_model_and_docs(served, trained_model, classifier):
 
     assert client.get('/health').json() == {'status': 'ok', 'queued': 0}
     info = client.get('/model').json()
-    digest = hashlib.sha256(trained_model.checkpoint.read_bytes())
+    digest = hashlib.sha256(learned_model.checkpoint.read_bytes())
     assert info['classes'] == list(FLOWER_CLASSES)
     assert info['checkpoint'] == 'epoch_1.pth'
     assert info['checkpoint_sha256'] == digest.hexdigest()[:12]
@@ -358,3 +362,26 @@ def wait_until(condition, timeout=30.):
     while not condition():
         assert time.monotonic() < deadline, 'timed out'
         time.sleep(0.01)
+
+
+def test_onnx_backend_serves_the_export_with_the_same_answers(
+        learned_model, exported_model, photos, expected):
+    """--backend onnx: the int8 model tools/export.py wrote, same top-1."""
+    cfg = merge_cfg_options(
+        Config.fromfile(learned_model.config),
+        parse_cfg_options(learned_model.cfg_options))
+    app = create_app(cfg, str(learned_model.checkpoint), device='cpu',
+                     backend='onnx', onnx=str(exported_model.dir))
+    with TestClient(app) as client:
+        info = client.get('/model').json()
+        assert info['backend'] == 'onnx'
+        assert info['precision'] == 'ONNX int8 (onnxruntime)'
+        assert info['checkpoint'] == exported_model.int8.name
+        response = post(client, photos)
+    assert response.status_code == 200
+    for result in response.json()['results']:
+        assert result['error'] is None
+        assert result['topk'][0]['label'] == expected[result['name']][0][
+            'class']
+        assert result['topk'][0]['score'] == pytest.approx(
+            expected[result['name']][0]['score'], abs=0.05)
