@@ -10,6 +10,7 @@ from conftest import REPO_ROOT, config_path
 from mmengine.config import Config
 
 from flower_mm.experiments import EXPERIMENTS
+from flower_mm.utils.machine import resolve_num_workers
 
 README = (REPO_ROOT / 'README.md').read_text()
 
@@ -68,7 +69,10 @@ def test_worker_count_rule(monkeypatch, cores, local_world_size, workers):
     monkeypatch.setenv('LOCAL_WORLD_SIZE', str(local_world_size))
     loaded = Config.fromfile(config_path('resnet50_flowers.py'))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        assert loaded[loader].num_workers == workers, loader
+        # resolved on the machine, by FlowerRunner, not in the config
+        assert loaded[loader].num_workers == 'auto', loader
+        assert resolve_num_workers(
+            loaded[loader].num_workers) == workers, loader
 
 
 # The report's table (README "Target: the report's results"), as literals.

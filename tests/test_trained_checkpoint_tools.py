@@ -117,7 +117,9 @@ def test_mmpretrain_confusion_matrix_tool(trained, test_report):
     run_tool([
         MMPRETRAIN_TOOLS / 'analysis_tools' / 'confusion_matrix.py', CONFIG,
         trained.checkpoint, '--out', out_pkl, '--show-path', out_png,
-        '--include-values', '--cfg-options', *trained.options
+        '--include-values', '--cfg-options', *trained.options,
+        # a plain MMEngine Runner: it needs a number (docs/evaluation.md)
+        'test_dataloader.num_workers=2'
     ], cwd=trained.cwd, env={'PYTHONPATH': str(REPO_ROOT)})
     with open(out_pkl, 'rb') as f:
         matrix = pickle.load(f)
