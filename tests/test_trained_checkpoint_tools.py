@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import (REPO_ROOT, assert_answers_vary, assert_user_error,
-                      config_path, keep_for_docs, load_tool, run_tool)
+                      config_path, load_tool, run_tool)
 from mmengine.config import Config, DictAction
 
 from flower_mm.apis import BatchImageClassifier, collect_image_inputs
@@ -443,7 +443,7 @@ def photo_sensitive_checkpoint(tmp_path_factory):
 
 
 def test_int8_export_calibrated_on_constant_images_fails(
-        trained, tmp_path, photo_sensitive_checkpoint):
+        trained, tmp_path, photo_sensitive_checkpoint, flower_data_root):
     calib_dir = tmp_path / 'constant'
     calib_dir.mkdir()
     for value in (0, 128, 255):
@@ -453,12 +453,15 @@ def test_int8_export_calibrated_on_constant_images_fails(
     proc = run_tool([
         REPO_ROOT / 'tools' / 'export.py', CONFIG, photo_sensitive_checkpoint,
         '--format', 'onnx-int8', '--out', out_dir, '--calib-dir', calib_dir,
-        '--num-check-images', '2', '--cfg-options', *trained.options
+        '--num-check-images', '2', '--cfg-options', *trained.options,
+        # verified on the colour-blob photos, whose top-1 this model
+        # varies on (it answers one class for every stripe photo)
+        f'val_dataloader.dataset.data_root={flower_data_root}'
     ], cwd=tmp_path, check=False)
     int8 = out_dir / 'resnet50_flowers.int8.onnx'
     assert proc.returncode == 1
     assert_user_error(proc, f'error: {int8}: top-1 agrees with PyTorch '
-                      'float32 on', 'of 20 validation photos, below the '
+                      'float32 on', 'of 15 validation photos, below the '
                       'required 99 %; do not deploy it')
     with open(str(int8) + '.json') as f:
         meta = json.load(f)
@@ -534,8 +537,11 @@ def test_test_tool_writes_the_misclassified_gallery(test_report):
             in test_report.log
     else:
         assert 'No misclassified images: all 20 are right' in test_report.log
-    read_png(test_report.dir / 'misclassified.png')
-    keep_for_docs(test_report.dir / 'misclassified.png')
+    if rows:
+        read_png(test_report.dir / 'misclassified.png')
+    else:  # a banner saying so
+        banner = cv2.imread(str(test_report.dir / 'misclassified.png'))
+        assert banner is not None and banner.std() > 10
 
 
 def test_mmpretrain_analyze_results_tool(trained, test_report, tmp_path):
@@ -561,14 +567,15 @@ def test_mmpretrain_analyze_results_tool(trained, test_report, tmp_path):
 
 def test_vis_cam_tool_on_images_and_folders(trained, tmp_path):
     folder = Path(trained.val_images[0]).parent  # val/daisy: 4 images
+    dandelion = trained.val_images[4]
     out = tmp_path / 'cams'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'vis_cam.py', CONFIG, trained.checkpoint,
-        trained.val_images[1], folder, '--out', out, '--method',
+        dandelion, folder, '--out', out, '--method',
         'GradCAM++', '--target-category', 'rose', '--device', 'cpu',
         '--cfg-options', *trained.options
     ], cwd=tmp_path)
-    images = [trained.val_images[1]] + sorted(map(str, folder.glob('*.jpg')))
+    images = [dandelion] + sorted(map(str, folder.glob('*.jpg')))
     pngs = sorted(out.glob('*_cam.png'))
     assert [p.name for p in pngs] == sorted(
         Path(p).stem + '_cam.png' for p in images)

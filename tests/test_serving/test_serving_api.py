@@ -111,7 +111,7 @@ def test_page_health_model_and_docs(served, learned_model, classifier):
     info = client.get('/model').json()
     digest = hashlib.sha256(learned_model.checkpoint.read_bytes())
     assert info['classes'] == list(FLOWER_CLASSES)
-    assert info['checkpoint'] == 'epoch_1.pth'
+    assert info['checkpoint'] == learned_model.checkpoint.name
     assert info['checkpoint_sha256'] == digest.hexdigest()[:12]
     assert info['config'].endswith('resnet50_flowers.py')
     assert (info['device'], info['backend']) == ('cpu', 'pytorch')
