@@ -14,6 +14,7 @@ import asyncio
 import base64
 import os.path as osp
 import time
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, List, Optional, Tuple
 
@@ -36,6 +37,14 @@ STATIC_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'static')
 UPLOAD_FIELD = 'files'
 # Seconds a client told "busy" (503) should wait before trying again.
 RETRY_AFTER_S = 1
+# What the upload endpoints answer besides 200 (for /docs).
+UPLOAD_RESPONSES = {
+    413: {'description': 'body over max_upload_mb, or too many files'},
+    415: {'description': 'not multipart/form-data'},
+    422: {'description': f'no file in the "{UPLOAD_FIELD}" field'},
+    503: {'description': 'the queue is full; retry after Retry-After '
+          'seconds'},
+}
 
 
 def default_onnx_dir(checkpoint: str) -> str:
@@ -202,14 +211,7 @@ def build_app(classifier,
     @app.post(
         '/predict',
         response_model=PredictResponse,
-        responses={
-            413: {'description': 'body over max_upload_mb, or too many '
-                  'files'},
-            415: {'description': 'not multipart/form-data'},
-            422: {'description': f'no file in the "{UPLOAD_FIELD}" field'},
-            503: {'description': 'the queue is full; retry after '
-                  'Retry-After seconds'},
-        },
+        responses=UPLOAD_RESPONSES,
         openapi_extra={'requestBody': _multipart_body_schema()})
     async def predict(request: Request,
                       topk: int = Query(
@@ -220,12 +222,7 @@ def build_app(classifier,
         ``error``; the others are still answered."""
         start = time.perf_counter()
         files = await _read_uploads(request, max_bytes, max_files)
-        try:
-            future = worker.submit(files, topk)
-        except QueueFullError as err:
-            raise HTTPException(
-                503, f'The server is busy ({err}); retry in {RETRY_AFTER_S} '
-                's.', headers={'Retry-After': str(RETRY_AFTER_S)}) from None
+        future = _queued(worker.submit, files, topk)
         results = await asyncio.wrap_future(future)
         return PredictResponse(
             results=[_file_result(r) for r in results],
@@ -235,14 +232,12 @@ def build_app(classifier,
         '/cam',
         response_model=CamResponse,
         responses={
+            **UPLOAD_RESPONSES,
             413: {'description': 'body over max_upload_mb, or more than one '
                   'file'},
-            415: {'description': 'not multipart/form-data'},
             422: {'description': 'no file, an unknown method, or a file '
                   'that is no readable image'},
             501: {'description': 'the backend has no gradients (onnx)'},
-            503: {'description': 'the queue is full; retry after '
-                  'Retry-After seconds'},
         },
         openapi_extra={'requestBody': _multipart_body_schema()})
     async def cam(request: Request,
@@ -263,15 +258,10 @@ def build_app(classifier,
                 f'{info.backend} backend has none. Serve with --backend '
                 'pytorch to explain predictions.')
         [(name, data)] = await _read_uploads(request, max_bytes, 1)
-        try:
-            # On the model thread, like /predict's decoding: grad-cam hooks
-            # the model's layers, so no batch may run through it meanwhile.
-            future = worker.call(lambda: _explain(classifier, name, data,
-                                                  method))
-        except QueueFullError as err:
-            raise HTTPException(
-                503, f'The server is busy ({err}); retry in {RETRY_AFTER_S} '
-                's.', headers={'Retry-After': str(RETRY_AFTER_S)}) from None
+        # On the model thread, like /predict's decoding: grad-cam hooks
+        # the model's layers, so no batch may run through it meanwhile.
+        future = _queued(worker.call,
+                         lambda: _explain(classifier, name, data, method))
         try:
             result = await asyncio.wrap_future(future)
         except ImageDecodeError as err:
@@ -280,6 +270,17 @@ def build_app(classifier,
             **result, time_ms=(time.perf_counter() - start) * 1e3)
 
     return app
+
+
+def _queued(enqueue, *args) -> Future:
+    """``enqueue(*args)`` (a :class:`BatchingWorker` method); a full queue
+    answers 503 with ``Retry-After``."""
+    try:
+        return enqueue(*args)
+    except QueueFullError as err:
+        raise HTTPException(
+            503, f'The server is busy ({err}); retry in {RETRY_AFTER_S} s.',
+            headers={'Retry-After': str(RETRY_AFTER_S)}) from None
 
 
 def _explain(classifier, name: str, data: bytes, method: str) -> dict:
