@@ -103,6 +103,13 @@ def resolve_target_category(category: Union[int, str, None],
     return category
 
 
+def can_explain(classifier) -> bool:
+    """Whether :func:`compute_cam` can explain ``classifier``'s predictions:
+    it needs the PyTorch model for gradients, which an ONNX Runtime session
+    (:class:`OnnxImageClassifier`) does not have."""
+    return getattr(classifier, 'inferencer', None) is not None
+
+
 class _Logits(torch.nn.Module):
     """The classifier as grad-cam calls it: normalised images -> logits."""
 

@@ -1,26 +1,35 @@
-"""The prediction service: a web page, ``/predict``, ``/health``, ``/model``.
+"""The prediction service: a web page, ``/predict``, ``/cam``, ``/health``,
+``/model``.
 
 Built on FastAPI. Images are classified by the project's one inference path
 (:class:`flower_mm.apis.BatchImageClassifier`, through its in-memory entry
 point ``predict_bytes``), batched across requests by one model thread
 (:class:`BatchingWorker`). Uploads stay in memory: the body is counted while
 it streams in and refused past ``max_upload_mb``; no file is written and no
-client-given name is opened.
+client-given name is opened. ``/cam`` explains one photo with
+:func:`flower_mm.apis.compute_cam` on the same classifier, run on the model
+thread between batches.
 """
 import asyncio
+import base64
 import os.path as osp
 import time
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from typing import AsyncIterator, List, Optional, Tuple
 
+import cv2
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..apis import BatchImageClassifier, OnnxImageClassifier
+from ..apis import (CAM_METHODS, BatchImageClassifier, OnnxImageClassifier,
+                    can_explain, compute_cam, overlay_heatmap)
+from ..apis.inference import _reason
 from ..datasets.preparation import sha256_file
+from ..transforms import ImageDecodeError, decode_to_bgr
 
 from .worker import BatchingWorker, QueueFullError
 
@@ -28,8 +37,14 @@ STATIC_DIR = osp.join(osp.dirname(osp.abspath(__file__)), 'static')
 UPLOAD_FIELD = 'files'
 # Seconds a client told "busy" (503) should wait before trying again.
 RETRY_AFTER_S = 1
-
-
+# What the upload endpoints answer besides 200 (for /docs).
+UPLOAD_RESPONSES = {
+    413: {'description': 'body over max_upload_mb, or too many files'},
+    415: {'description': 'not multipart/form-data'},
+    422: {'description': f'no file in the "{UPLOAD_FIELD}" field'},
+    503: {'description': 'the queue is full; retry after Retry-After '
+          'seconds'},
+}
 
 
 def default_onnx_dir(checkpoint: str) -> str:
@@ -68,6 +83,17 @@ class PredictResponse(BaseModel):
     time_ms: float
 
 
+class CamResponse(BaseModel):
+    name: str
+    method: str
+    label: str
+    score: float
+    width: int
+    height: int
+    image: str  # data:image/png;base64,... (the overlay, as an <img> src)
+    time_ms: float
+
+
 class ModelInfo(BaseModel):
     classes: List[str]
     config: str
@@ -79,6 +105,7 @@ class ModelInfo(BaseModel):
     max_batch: int
     max_files: int
     max_upload_mb: float
+    explain: bool  # whether /cam works (not on the onnx backend)
 
 
 class Health(BaseModel):
@@ -143,8 +170,9 @@ def build_app(classifier,
     """The app around an already loaded classifier (see :func:`create_app`);
     ``model`` describes it for ``/model`` (the fields of :class:`ModelInfo`
     but the limits)."""
+    explain = can_explain(classifier)
     info = ModelInfo(**model, max_batch=max_batch, max_files=max_files,
-                     max_upload_mb=max_upload_mb)
+                     max_upload_mb=max_upload_mb, explain=explain)
     worker = BatchingWorker(classifier, max_batch, max_wait_ms, max_queue)
     max_bytes = int(max_upload_mb * 2**20)
     with open(osp.join(STATIC_DIR, 'index.html'), encoding='utf-8') as f:
@@ -168,7 +196,7 @@ def build_app(classifier,
         # Everything the page needs is in it: nothing loads from elsewhere.
         return HTMLResponse(page, headers={
             'Content-Security-Policy':
-            "default-src 'self'; img-src 'self' blob:; "
+            "default-src 'self'; img-src 'self' blob: data:; "
             "style-src 'unsafe-inline'; script-src 'unsafe-inline'"
         })
 
@@ -183,14 +211,7 @@ def build_app(classifier,
     @app.post(
         '/predict',
         response_model=PredictResponse,
-        responses={
-            413: {'description': 'body over max_upload_mb, or too many '
-                  'files'},
-            415: {'description': 'not multipart/form-data'},
-            422: {'description': f'no file in the "{UPLOAD_FIELD}" field'},
-            503: {'description': 'the queue is full; retry after '
-                  'Retry-After seconds'},
-        },
+        responses=UPLOAD_RESPONSES,
         openapi_extra={'requestBody': _multipart_body_schema()})
     async def predict(request: Request,
                       topk: int = Query(
@@ -201,29 +222,94 @@ def build_app(classifier,
         ``error``; the others are still answered."""
         start = time.perf_counter()
         files = await _read_uploads(request, max_bytes, max_files)
-        try:
-            future = worker.submit(files, topk)
-        except QueueFullError as err:
-            raise HTTPException(
-                503, f'The server is busy ({err}); retry in {RETRY_AFTER_S} '
-                's.', headers={'Retry-After': str(RETRY_AFTER_S)}) from None
+        future = _queued(worker.submit, files, topk)
         results = await asyncio.wrap_future(future)
         return PredictResponse(
             results=[_file_result(r) for r in results],
             time_ms=(time.perf_counter() - start) * 1e3)
 
+    @app.post(
+        '/cam',
+        response_model=CamResponse,
+        responses={
+            **UPLOAD_RESPONSES,
+            413: {'description': 'body over max_upload_mb, or more than one '
+                  'file'},
+            422: {'description': 'no file, an unknown method, or a file '
+                  'that is no readable image'},
+            501: {'description': 'the backend has no gradients (onnx)'},
+        },
+        openapi_extra={'requestBody': _multipart_body_schema()})
+    async def cam(request: Request,
+                  method: str = Query(
+                      'gradcam', description=' | '.join(CAM_METHODS))
+                  ) -> CamResponse:
+        """The heat map of what the model looked at in one photo (field
+        ``files``), blended over the photo as the model saw it (resized,
+        centre-cropped), as a PNG data URL; with the predicted class."""
+        start = time.perf_counter()
+        if method.lower() not in CAM_METHODS:
+            raise HTTPException(
+                422, f'Unknown method "{method}"; use one of: '
+                f'{", ".join(CAM_METHODS)}.')
+        if not explain:
+            raise HTTPException(
+                501, f'Heat maps need the PyTorch model (gradients); the '
+                f'{info.backend} backend has none. Serve with --backend '
+                'pytorch to explain predictions.')
+        [(name, data)] = await _read_uploads(request, max_bytes, 1)
+        # On the model thread, like /predict's decoding: grad-cam hooks
+        # the model's layers, so no batch may run through it meanwhile.
+        future = _queued(worker.call,
+                         lambda: _explain(classifier, name, data, method))
+        try:
+            result = await asyncio.wrap_future(future)
+        except ImageDecodeError as err:
+            raise HTTPException(422, _named(name, _reason(err))) from None
+        return CamResponse(
+            **result, time_ms=(time.perf_counter() - start) * 1e3)
+
     return app
+
+
+def _queued(enqueue, *args) -> Future:
+    """``enqueue(*args)`` (a :class:`BatchingWorker` method); a full queue
+    answers 503 with ``Retry-After``."""
+    try:
+        return enqueue(*args)
+    except QueueFullError as err:
+        raise HTTPException(
+            503, f'The server is busy ({err}); retry in {RETRY_AFTER_S} s.',
+            headers={'Retry-After': str(RETRY_AFTER_S)}) from None
+
+
+def _explain(classifier, name: str, data: bytes, method: str) -> dict:
+    """:class:`CamResponse`'s fields but the time, for one encoded photo."""
+    result = compute_cam(classifier, [decode_to_bgr(data, name)], method)[0]
+    overlay = overlay_heatmap(result['image'], result['heatmap'])
+    png = cv2.imencode('.png', overlay[..., ::-1])[1]  # OpenCV writes BGR
+    return dict(
+        name=name,
+        method=method.lower(),
+        label=result['pred_class'],
+        score=result['pred_score'],
+        width=overlay.shape[1],
+        height=overlay.shape[0],
+        image='data:image/png;base64,' + base64.b64encode(png).decode())
+
+
+def _named(name: str, error: str) -> str:
+    """``error`` about the upload ``name``, saying which file it is."""
+    return error if f'"{name}"' in error else f'"{name}": {error}'
 
 
 def _file_result(result: dict) -> FileResult:
     name, error = result['path'], result['error']
-    if error is not None and f'"{name}"' not in error:
-        error = f'"{name}": {error}'
     return FileResult(
         name=name,
         topk=[Prediction(label=p['class'], score=p['score'])
               for p in result['topk']],
-        error=error)
+        error=None if error is None else _named(name, error))
 
 
 async def _read_uploads(request: Request, max_bytes: int,

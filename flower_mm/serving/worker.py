@@ -3,14 +3,16 @@
 Requests put their images in a bounded queue; the thread takes the first
 waiting request, adds any others that arrive within a few milliseconds (up
 to ``max_batch`` images) and runs them through the classifier in one call,
-so a loaded server runs batches instead of batch-1 per request.
+so a loaded server runs batches instead of batch-1 per request. Other
+work on the model (a class activation map) is queued as a call and runs on
+the same thread, between batches, so it never overlaps a forward pass.
 """
 import queue
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 Files = Sequence[Tuple[str, bytes]]
 
@@ -24,6 +26,19 @@ class _Job:
 
     def __init__(self, files: Files, topk: int):
         self.files, self.topk, self.future = files, topk, Future()
+
+
+class _Call:
+    __slots__ = ('fn', 'future')
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn, self.future = fn, Future()
+
+    def run(self) -> None:
+        try:
+            self.future.set_result(self.fn())
+        except Exception as err:  # this request fails, the thread lives on
+            self.future.set_exception(err)
 
 
 _STOP = object()
@@ -80,12 +95,23 @@ class BatchingWorker:
         """Queue one request; its future gives one result per file, as
         ``predict_bytes`` returns them."""
         job = _Job(list(files), topk)
+        self._put(job)
+        return job.future
+
+    def call(self, fn: Callable[[], Any]) -> Future:
+        """Queue ``fn()`` to run alone on the model thread (between
+        batches); its future gives what it returns. Raises
+        :class:`QueueFullError` as :meth:`submit` does."""
+        job = _Call(fn)
+        self._put(job)
+        return job.future
+
+    def _put(self, job) -> None:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             raise QueueFullError(f'{self._queue.maxsize} requests are '
                                  'already waiting') from None
-        return job.future
 
     def _run(self) -> None:
         stopping = False
@@ -93,7 +119,10 @@ class BatchingWorker:
             first = self._queue.get()
             if first is _STOP:
                 return
-            jobs, images = [first], len(first.files)
+            if isinstance(first, _Call):
+                first.run()
+                continue
+            jobs, images, call = [first], len(first.files), None
             deadline = time.monotonic() + self.max_wait
             while images < self.max_batch:
                 try:
@@ -104,9 +133,14 @@ class BatchingWorker:
                 if job is _STOP:
                     stopping = True
                     break
+                if isinstance(job, _Call):
+                    call = job  # runs once this batch is answered
+                    break
                 jobs.append(job)
                 images += len(job.files)
             self._answer(jobs)
+            if call is not None:
+                call.run()
 
     def _answer(self, jobs: List[_Job]) -> None:
         files = [f for job in jobs for f in job.files]

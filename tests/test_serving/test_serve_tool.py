@@ -2,7 +2,8 @@
 Chromium driven by Playwright.
 
 Set FLOWER_MM_SCREENSHOT=docs/_static/serve_page.png to also write the
-screenshot the README shows.
+screenshots the README shows (serve_page.png, and serve_page_cam.png with the
+heat maps on, next to it).
 """
 import http.client
 import os
@@ -138,10 +139,17 @@ def test_page_in_chromium(server, learned_model, tmp_path):
             # work from the keyboard.
             page.evaluate('document.activeElement.blur()')
             focused = []
-            for _ in range(3):
+            for _ in range(4):
                 page.keyboard.press('Tab')
                 focused.append(page.evaluate('document.activeElement.id'))
-            assert focused == ['files', 'topk', 'clear']
+            assert focused == ['files', 'topk', 'cam', 'clear']
+            show_heat_maps(page, expected)
+            page.get_by_label('Show heat map').focus()
+            page.keyboard.press('Space')  # off: the photos again
+            for card in page.locator('.card').all():
+                expect(card.locator('img')).to_have_attribute(
+                    'src', re.compile('^blob:'))
+            page.get_by_role('button', name='Clear results').focus()
             page.keyboard.press('Enter')
             expect(page.locator('.card')).to_have_count(0)
 
@@ -158,6 +166,29 @@ def test_page_in_chromium(server, learned_model, tmp_path):
                 'document.documentElement.scrollWidth') <= 360
         finally:
             browser.close()
+
+
+def show_heat_maps(page, expected):
+    """Switch "Show heat map" on from the keyboard: each card's photo turns
+    into the heat map /cam made for its predicted class."""
+    toggle = page.get_by_label('Show heat map')
+    expect(toggle).to_be_visible()
+    toggle.focus()
+    page.keyboard.press('Space')
+    expect(toggle).to_be_checked()
+    for card in page.locator('.card').all():
+        img = card.locator('img')
+        expect(img).to_have_attribute('src', re.compile('^data:image/png;'),
+                                      timeout=30_000)
+        name = card.locator('h2').inner_text()
+        top1 = expected[name]['topk'][0]['label']
+        assert img.get_attribute('alt') == (
+            f'{name}: heat map of what the model looked at for "{top1}"')
+        assert img.evaluate('e => e.complete && e.naturalWidth') > 0
+    if os.environ.get('FLOWER_MM_SCREENSHOT'):
+        shot = os.environ['FLOWER_MM_SCREENSHOT']
+        page.screenshot(path=shot.replace('.png', '_cam.png'),
+                        full_page=True)
 
 
 def test_server_refuses_a_large_body_before_reading_it(server):

@@ -1,6 +1,7 @@
 """The prediction service's API through FastAPI's TestClient, on a checkpoint
 trained by tools/train.py, against the project's inference path."""
 import asyncio
+import base64
 import hashlib
 import tempfile
 import threading
@@ -90,7 +91,7 @@ def app_with(served, classifier=None, **limits):
     """Another app on the module's classifier (or ``classifier``)."""
     app = served[0]
     info = app.state.model_info.model_dump(
-        exclude={'max_batch', 'max_files', 'max_upload_mb'})
+        exclude={'max_batch', 'max_files', 'max_upload_mb', 'explain'})
     return build_app(classifier or app.state.worker.classifier, info,
                      **limits)
 
@@ -117,6 +118,7 @@ def test_page_health_model_and_docs(served, learned_model, classifier):
     assert (info['device'], info['backend']) == ('cpu', 'pytorch')
     assert info['precision'] == classifier.precision
     assert info['max_upload_mb'] == 20 and info['max_batch'] == 16
+    assert info['explain'] is True
 
     schema = client.get('/openapi.json').json()
     body = schema['paths']['/predict']['post']['requestBody']
@@ -343,6 +345,117 @@ def test_full_queue_answers_503_with_retry_after(served, classifier, photos,
         assert response.status_code == 200
         [result] = response.json()['results']
         assert_matches(result, expected[photos[i][0]])
+
+
+def post_cam(client, name, data, **params):
+    return client.post('/cam', params=params,
+                       files=[('files', (name, data, 'image/jpeg'))])
+
+
+def decode_data_url(url):
+    prefix = 'data:image/png;base64,'
+    assert url.startswith(prefix), url[:40]
+    png = base64.b64decode(url[len(prefix):])
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def test_cam_explains_the_class_predict_gives(served, classifier, photos,
+                                              expected):
+    name, data = photos[3]
+    response = post_cam(served[1], name, data)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body['name'], body['method']) == (name, 'gradcam')
+    assert body['label'] == expected[name][0]['class']
+    assert body['score'] == pytest.approx(expected[name][0]['score'],
+                                          abs=1e-3)  # fp32 vs test precision
+    overlay = decode_data_url(body['image'])
+    # The size the model sees after the test pipeline's resize and crop.
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    size = tuple(classifier.preprocess(img)['inputs'].shape[1:])
+    assert overlay.shape == (*size, 3)
+    assert (body['height'], body['width']) == size
+    # A jet-coloured blend, not the photo: strongly coloured pixels.
+    spread = overlay.max(axis=2).astype(int) - overlay.min(axis=2)
+    assert np.percentile(spread, 90) > 60
+    # Another method, named in any case.
+    body = post_cam(served[1], name, data, method='EigenCAM').json()
+    assert (body['method'], body['label']) == ('eigencam',
+                                               expected[name][0]['class'])
+
+
+def test_cam_refuses_bad_input(served, photos):
+    _, client = served
+    response = post_cam(client, 'notes.txt', b'no pixels here')
+    assert response.status_code == 422
+    assert response.json()['detail'].startswith('"notes.txt": not an image')
+    response = post_cam(client, photos[0][0], photos[0][1], method='nope')
+    assert response.status_code == 422
+    assert response.json()['detail'].startswith('Unknown method "nope"; '
+                                                'use one of: gradcam,')
+    response = client.post('/cam', files=[
+        ('files', (n, d, 'image/jpeg')) for n, d in photos[:2]])
+    assert response.status_code == 413
+    response = client.post('/cam', json={'files': ['a.jpg']})
+    assert response.status_code == 415
+    with TestClient(app_with(served, max_upload_mb=0.001)) as c:
+        response = post_cam(c, *photos[0])
+        assert response.status_code == 413
+        assert 'The request is larger than' in response.json()['detail']
+    # The service is fine afterwards.
+    assert post_cam(client, *photos[0]).status_code == 200
+
+
+def test_cam_waits_for_the_running_batch(served, classifier, photos,
+                                         expected):
+    """Grad-CAM hooks the model: it runs on the model thread, never while a
+    batch is in it."""
+    model = gated(classifier)
+    app = app_with(served, classifier=model)
+    answers = {}
+    with TestClient(app) as client:
+        predicting = threading.Thread(
+            target=lambda: answers.update(predict=post(client, photos[:2])))
+        predicting.start()
+        assert model.entered.wait(30)
+        explaining = threading.Thread(
+            target=lambda: answers.update(cam=post_cam(client, *photos[4])))
+        explaining.start()
+        wait_until(lambda: app.state.worker.queued == 1)
+        time.sleep(0.3)
+        assert 'cam' not in answers
+        model.release.set()
+        predicting.join(60)
+        explaining.join(60)
+    assert answers['predict'].status_code == 200
+    for result in answers['predict'].json()['results']:
+        assert_matches(result, expected[result['name']])
+    assert answers['cam'].json()['label'] == expected[photos[4][0]][0][
+        'class']
+
+
+class PredictionsOnly:
+    """What the onnx backend offers the app: predictions, no PyTorch model
+    (a view of the real classifier without its ``inferencer``)."""
+
+    def __init__(self, classifier):
+        self.classes = classifier.classes
+        self.predict_bytes = classifier.predict_bytes
+
+
+def test_no_cam_without_gradients(served, classifier, photos, expected):
+    info = served[0].state.model_info.model_dump(
+        exclude={'max_batch', 'max_files', 'max_upload_mb', 'explain'})
+    app = build_app(PredictionsOnly(classifier), {**info, 'backend': 'onnx'})
+    with TestClient(app) as client:
+        assert client.get('/model').json()['explain'] is False
+        response = post_cam(client, *photos[0])
+        assert response.status_code == 501
+        assert response.json()['detail'].startswith(
+            'Heat maps need the PyTorch model (gradients); the onnx '
+            'backend has none.')
+        [result] = post(client, photos[:1]).json()['results']
+        assert_matches(result, expected[photos[0][0]])
 
 
 def test_refuses_a_crafted_checkpoint(tmp_path):
