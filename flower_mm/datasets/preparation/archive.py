@@ -1,9 +1,9 @@
-"""Extract tar and zip archives on the standard library's own safety.
+"""Tar and zip extraction on the standard library's own safety.
 
 ``tarfile``'s ``data_filter`` refuses links leaving the target and special
-files; ``zipfile`` never writes outside it. Added here: absolute and ``..``
-names are refused (not rewritten), zip symlinks are checked like tar's,
-``__MACOSX/`` and hidden files are skipped, and every refusal is reported.
+files; ``zipfile`` never writes outside it. Added: absolute and ``..`` names
+are refused (not rewritten), zip symlinks are checked like tar's, hidden
+files and ``__MACOSX/`` are skipped, and every refusal is reported.
 """
 import json
 import os
@@ -22,82 +22,66 @@ from .common import PreparationError, ignored_reason, log, progress
 
 UNSAFE = 'unsafe archive member: '
 OUTSIDE = UNSAFE + 'link pointing outside the archive (-> {})'
-SPECIAL = UNSAFE + 'special file (device, FIFO)'
 
 
-class _Members:
-    """Sorts member names into refused, ignored and wanted."""
-
-    def __init__(self) -> None:
-        self.rejected, self.ignored = [], []
-
-    def refuse(self, name: str, reason: str) -> None:
-        self.rejected.append({'path': name, 'reason': reason})
-
-    def wanted(self, name: str) -> bool:
-        parts = [p for p in re.split(r'[\\/]+', name) if p not in ('', '.')]
-        if re.match(r'^([\\/]|[A-Za-z]:)', name):
-            self.refuse(name, UNSAFE + 'absolute path')
+def _wanted(name: str, rejected: list, ignored: list) -> bool:
+    """Whether to extract ``name``; refused and skipped names are listed."""
+    parts = [p for p in re.split(r'[\\/]+', name) if p not in ('', '.')]
+    unsafe = 'absolute path' if re.match(r'^([\\/]|[A-Za-z]:)', name) else \
+        "'..' in its path" if '..' in parts else None
+    if unsafe:
+        rejected.append({'path': name, 'reason': UNSAFE + unsafe})
+        return False
+    for i, part in enumerate(parts):
+        reason = ignored_reason(part)
+        shown = '/'.join(parts[:i + 1]) + '/' * (i + 1 < len(parts))
+        if reason and all(x['path'] != shown for x in ignored):
+            ignored.append({'path': shown, 'reason': reason})
+        if reason:
             return False
-        if '..' in parts:
-            self.refuse(name, UNSAFE + "'..' in its path")
-            return False
-        for i, part in enumerate(parts):
-            reason = ignored_reason(part)
-            if reason:
-                shown = '/'.join(parts[:i + 1]) + '/' * (i + 1 < len(parts))
-                if all(x['path'] != shown for x in self.ignored):
-                    self.ignored.append({'path': shown, 'reason': reason})
-                return False
-        return bool(parts)
+    return bool(parts)
 
 
-def _extract_tar(archive: Path, dest: Path, members: _Members, track):
+def _extract_tar(archive: Path, dest: Path, refuse, track) -> None:
 
     def data_filter(member: tarfile.TarInfo, path: str):
-        if not members.wanted(member.name):
-            return None
         try:
             return tarfile.data_filter(member, path)
         except (tarfile.AbsoluteLinkError,
                 tarfile.LinkOutsideDestinationError):
-            members.refuse(member.name, OUTSIDE.format(member.linkname))
+            refuse(member.name, OUTSIDE.format(member.linkname))
         except tarfile.SpecialFileError:
-            members.refuse(member.name, SPECIAL)
+            refuse(member.name, UNSAFE + 'special file (device, FIFO)')
         except tarfile.FilterError as e:
-            members.refuse(member.name, UNSAFE + str(e))
+            refuse(member.name, UNSAFE + str(e))
 
     with tarfile.open(archive) as tf:
         for member in track(tf, None):
             try:
                 tf.extract(member, dest, filter=data_filter)
             except (OSError, KeyError) as e:  # e.g. a link to nothing
-                members.refuse(member.name, f'not extracted: {e}')
+                refuse(member.name, f'not extracted: {e}')
 
 
-def _extract_zip(archive: Path, dest: Path, members: _Members, track):
+def _extract_zip(archive: Path, dest: Path, refuse, track) -> None:
     with zipfile.ZipFile(archive) as zf:
         infos, names = zf.infolist(), set(zf.namelist())
         for info in track(infos, len(infos)):
-            name, source = info.filename, info
-            mode = info.external_attr >> 16
-            if not members.wanted(name):
-                continue
+            name, source, mode = info.filename, info, info.external_attr >> 16
             if stat.S_ISLNK(mode):  # zipfile would write the link's text
                 link = zf.read(info).decode('utf-8', 'replace')
                 target = posixpath.normpath(
                     posixpath.join(posixpath.dirname(name), link))
                 if link.startswith('/') or target.startswith('..'):
-                    members.refuse(name, OUTSIDE.format(link))
+                    refuse(name, OUTSIDE.format(link))
                     continue
                 source = zf.getinfo(target) if target in names else None
                 if source is None or stat.S_ISLNK(source.external_attr >> 16):
-                    members.refuse(name, 'link to a file not in the archive '
-                                   f'(-> {target})')
+                    refuse(name, f'link to a file not in the archive '
+                           f'(-> {target})')
                     continue
-            elif stat.S_IFMT(mode) and not (stat.S_ISREG(mode)
-                                            or stat.S_ISDIR(mode)):
-                members.refuse(name, SPECIAL)
+            elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+                refuse(name, UNSAFE + 'special file (device, FIFO)')
                 continue
             try:  # an inner link becomes a copy of its target
                 (dest / name).parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +92,7 @@ def _extract_zip(archive: Path, dest: Path, members: _Members, track):
                         shutil.copyfileobj(src, f)
             except (OSError, zipfile.BadZipFile, RuntimeError,
                     NotImplementedError) as e:  # encrypted, bad CRC...
-                members.refuse(name, f'not extracted: {e}')
+                refuse(name, f'not extracted: {e}')
 
 
 def extract_archive(archive, dest, progress_bar: bool = True):
@@ -116,43 +100,43 @@ def extract_archive(archive, dest, progress_bar: bool = True):
 
     Returns ``(rejected, ignored)``, lists of ``{'path', 'reason'}``.
     """
-    archive, dest = Path(archive), Path(dest)
-    dest.mkdir(parents=True, exist_ok=True)
-    if zipfile.is_zipfile(archive):
-        extract, kind = _extract_zip, 'zip'
-    elif _is_tar(archive):
-        extract, kind = _extract_tar, 'tar'
-    else:
+    archive, dest, rejected, ignored = Path(archive), Path(dest), [], []
+    try:
+        kind = 'zip' if zipfile.is_zipfile(archive) else \
+            'tar' if tarfile.is_tarfile(archive) else None
+    except (OSError, EOFError):
+        kind = None
+    if kind is None:
         raise PreparationError(
             f'{archive} is neither a folder nor a tar/zip archive; pass a '
             'URL, a .tgz/.tar/.zip archive or a folder with one sub-folder '
             'per class')
-    members = _Members()
+
+    def track(members, total):
+        for member in progress(members, progress_bar,
+                               f'Extracting {archive.name}', total):
+            name = getattr(member, 'filename', getattr(member, 'name', ''))
+            if _wanted(name, rejected, ignored):
+                yield member
+
+    dest.mkdir(parents=True, exist_ok=True)
     try:
-        extract(archive, dest, members, lambda items, total: progress(
-            items, progress_bar, f'Extracting {archive.name}', total))
+        extract = _extract_zip if kind == 'zip' else _extract_tar
+        extract(archive, dest, lambda name, reason: rejected.append(
+            {'path': name, 'reason': reason}), track)
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError,
             zlib.error) as e:
         raise PreparationError(
             f'{archive} is not a readable {kind} archive or is truncated '
             f'({e}); if it is a download, delete it and download it again'
         ) from e
-    return members.rejected, members.ignored
-
-
-def _is_tar(path: Path) -> bool:
-    try:
-        return tarfile.is_tarfile(path)
-    except (OSError, EOFError):
-        return False
+    return rejected, ignored
 
 
 def extract_once(archive: Path, sha: str, extracted_dir: Path,
                  progress_bar: bool, logger=None):
-    """Extract into ``extracted/<stem>-<sha12>`` once; reuse it later.
-
-    Returns ``(folder, rejected, ignored)``.
-    """
+    """``(folder, rejected, ignored)`` of ``archive`` extracted into
+    ``extracted/<stem>-<sha12>``, once: a later call reuses it."""
     stem = re.sub(r'(\.tar)?\.[^.]*$', '', archive.name) or 'archive'
     dest = extracted_dir / f'{stem}-{sha[:12]}'
     marker = extracted_dir / f'{dest.name}.json'  # written once complete
@@ -166,10 +150,9 @@ def extract_once(archive: Path, sha: str, extracted_dir: Path,
         rejected, ignored = extract_archive(archive, tmp, progress_bar)
         shutil.rmtree(dest, ignore_errors=True)  # an unfinished earlier one
         os.replace(tmp, dest)
-        atomic_write_bytes(
-            json.dumps(dict(archive=str(archive), archive_sha256=sha,
-                            rejected=rejected, ignored=ignored),
-                       indent=2).encode(), marker)
+        atomic_write_bytes(json.dumps(dict(
+            archive=str(archive), archive_sha256=sha, rejected=rejected,
+            ignored=ignored), indent=2).encode(), marker)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest, rejected, ignored

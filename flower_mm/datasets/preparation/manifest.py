@@ -15,11 +15,10 @@ FORCE = 'Pass --force (force=True) to'
 
 @dataclass
 class PreparationResult:
-    """What :func:`prepare_flowers` did (or found already done).
+    """What :func:`prepare_flowers` did, or found done (``already_prepared``).
 
-    ``rejected``/``ignored`` are ``{'path', 'reason'}`` (rejected images
-    also name their ``'class'``), relative to ``source_root``;
-    ``already_prepared`` is True when nothing was written.
+    ``rejected``/``ignored``: ``{'path', 'reason'[, 'class']}``, relative to
+    ``source_root`` (refused archive members: their names in the archive).
     """
     out_dir: Path
     classes: Tuple[str, ...]
@@ -102,12 +101,7 @@ def missing_files(out_dir: Path) -> List[str]:
     ]
 
 
-def check_complete(out_dir: Path, m: Dict) -> None:
-    if m.get('format_version', 0) > FORMAT_VERSION:
-        raise PreparationError(
-            f'{out_dir / MANIFEST_NAME} was written by a newer flower-mm '
-            f'(format {m["format_version"]}); update flower-mm or pass --force'
-        )
+def check_complete(out_dir: Path) -> None:
     missing = missing_files(out_dir)
     if missing:
         raise PreparationError(
@@ -125,7 +119,7 @@ def is_prepared(out_dir=DEFAULT_OUT_DIR, val_ratio: float = DEFAULT_VAL_RATIO,
         m = load_manifest(out_dir)
         if m is None or settings_conflict(out_dir, m, seed, val_ratio):
             return False
-        check_complete(out_dir, m)
+        check_complete(out_dir)
     except PreparationError:
         return False
     return True

@@ -149,7 +149,7 @@ def _done(req: _Request, m: dict) -> PreparationResult:
             f'{m["source_sha256"][:12]}...), not from {req.source} (sha256 '
             f'{req.sha256()[:12]}...). {FORCE} replace it, or choose another '
             '--out')
-    check_complete(req.out, m)
+    check_complete(req.out)
     log(f'{req.out} is already prepared (seed {req.seed}, val ratio '
         f'{req.val_ratio}, from {m["source"]}); nothing to do', req.logger)
     return PreparationResult.from_manifest(req.out, m)
@@ -221,18 +221,17 @@ def _relative(path: Path, out_dir: Path) -> str:
 def _tree_sha256(folder: Path) -> str:
     """SHA-256 over the sorted "<relative path>\\0<sha256>\\n" of a folder's
     files, leaving out what is never read (hidden files, ``__MACOSX``)."""
-    entries = []
+    files = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if ignored_reason(d) is None]
-        entries += [(os.fsencode(
-            (Path(dirpath) / n).relative_to(folder).as_posix()),
-                     Path(dirpath) / n) for n in filenames
-                    if ignored_reason(n) is None]
+        dirnames[:] = [d for d in dirnames if not ignored_reason(d)]
+        files += [
+            (os.fsencode(Path(dirpath, n).relative_to(folder).as_posix()),
+             Path(dirpath, n)) for n in filenames if not ignored_reason(n)
+        ]
     h = hashlib.sha256()
-    for key, path in sorted(entries):
+    for key, path in sorted(files):
         try:
-            digest = sha256_file(path)
+            h.update(key + b'\0' + sha256_file(path).encode() + b'\n')
         except OSError:
-            digest = 'unreadable'
-        h.update(key + b'\0' + digest.encode() + b'\n')
+            h.update(key + b'\0unreadable\n')
     return h.hexdigest()

@@ -22,53 +22,42 @@ class Image:
 
 
 def _ignore(ignored: List, path: Path, root: Path, reason: str) -> None:
-    suffix = '/' if path.is_dir() else ''
-    ignored.append({'path': path.relative_to(root).as_posix() + suffix,
-                    'reason': reason})
+    ignored.append({'reason': reason, 'path': path.relative_to(
+        root).as_posix() + '/' * path.is_dir()})
 
 
 def _class_dirs(root: Path, ignored: List) -> Dict[str, Path]:
     """The class folders: in ``root`` or under a chain of single folders."""
-    folder, outside = root, []
+    folder = root
     for _ in range(4):
-        dirs, files = [], []
+        dirs = []
         for entry in sorted(os.scandir(folder),
                             key=lambda e: os.fsencode(e.name)):
             path, reason = Path(entry.path), ignored_reason(entry.name)
-            if reason:
-                _ignore(ignored, path, root, reason)
+            if reason or not entry.is_dir():
+                _ignore(ignored, path, root,
+                        reason or 'not inside a class folder')
             else:
-                (dirs if entry.is_dir() else files).append(path)
-        outside += files
+                dirs.append(path)
         if len(dirs) != 1 or normalise_class_name(dirs[0].name):
             break
         folder = dirs[0]
-    for f in outside:
-        _ignore(ignored, f, root, 'not inside a class folder')
-    expected = (f'one folder per class: {", ".join(FLOWER_CLASSES)} (plural '
-                'names such as "roses" are accepted; found: '
-                f'{", ".join(d.name for d in dirs) or "no folders"})')
     classes = {d: normalise_class_name(d.name) for d in dirs}
-    unknown = ', '.join(f'"{d.name}"' for d, c in classes.items() if not c)
-    if not any(classes.values()):
-        raise PreparationError(f'no class folders found in {folder}; '
-                               f'expected {expected}')
-    if unknown:
+    class_dirs = {c: d for d, c in reversed(classes.items()) if c}
+    unknown = [f'"{d.name}"' for d, c in classes.items() if not c]
+    twice = [c for c in class_dirs if list(classes.values()).count(c) > 1]
+    missing = [f'"{c}"' for c in FLOWER_CLASSES if c not in class_dirs]
+    error = ('no class folders found' if not class_dirs else
+             f'unknown class folder(s) {", ".join(unknown)}' if unknown else
+             f'two folders are both class "{twice[0]}"' if twice else
+             f'missing class folder(s) {", ".join(missing)}' if missing else
+             None)
+    if error:
         raise PreparationError(
-            f'unknown class folder(s) {unknown} in {folder}; expected only '
-            f'{expected}. Move or rename the extra folders')
-    class_dirs: Dict[str, Path] = {}
-    for d, cls in classes.items():
-        if cls in class_dirs:
-            raise PreparationError(
-                f'folders "{class_dirs[cls].name}" and "{d.name}" in {folder} '
-                f'are both class "{cls}"; merge them into one')
-        class_dirs[cls] = d
-    missing = ', '.join(f'"{c}"' for c in FLOWER_CLASSES
-                        if c not in class_dirs)
-    if missing:
-        raise PreparationError(f'missing class folder(s) {missing} in '
-                               f'{folder}; all are needed: {expected}')
+            f'{error} in {folder}; expected one folder per class: '
+            f'{", ".join(FLOWER_CLASSES)} (plural names such as "roses" are '
+            'accepted; found: '
+            f'{", ".join(d.name for d in dirs) or "no folders"})')
     return class_dirs
 
 
@@ -78,23 +67,19 @@ def scan(root: Path, ignored: List) -> List[Image]:
     for cls, class_dir in _class_dirs(root, ignored).items():
         for dirpath, dirnames, filenames in os.walk(class_dir):
             here = Path(dirpath)
-            for name in sorted(dirnames):
-                reason = ignored_reason(name) or (
-                    'symbolic link to a folder (not followed)'
-                    if (here / name).is_symlink() else None)
+            for name in sorted(dirnames) + filenames:
+                path, reason = here / name, ignored_reason(name)
+                if name in dirnames and not reason and path.is_symlink():
+                    reason = 'symbolic link to a folder (not followed)'
                 if reason:
-                    dirnames.remove(name)
-                    _ignore(ignored, here / name, root, reason)
-            for name in filenames:
-                reason = ignored_reason(name)
-                if reason:
-                    _ignore(ignored, here / name, root, reason)
-                else:
-                    rel = (here / name).relative_to(root).as_posix()
-                    images.append(Image(cls, here / name, rel))
-    images.sort(key=lambda i: (FLOWER_CLASSES.index(i.cls),
-                               os.fsencode(i.relpath)))
-    return images
+                    _ignore(ignored, path, root, reason)
+                    if name in dirnames:
+                        dirnames.remove(name)
+                elif name in filenames:
+                    images.append(
+                        Image(cls, path, path.relative_to(root).as_posix()))
+    return sorted(images, key=lambda i: (FLOWER_CLASSES.index(
+        i.cls), os.fsencode(i.relpath)))
 
 
 def _check(image: Image) -> Image:
@@ -111,10 +96,9 @@ def _check(image: Image) -> Image:
     try:
         data = image.path.read_bytes()
     except OSError as e:
-        image.reason = f'cannot be read: {e.strerror or e}'
-        return image
+        data, image.reason = b'', f'cannot be read: {e.strerror or e}'
     if not data:
-        image.reason = 'empty file (0 bytes)'
+        image.reason = image.reason or 'empty file (0 bytes)'
         return image
     image.sha256 = hashlib.sha256(data).hexdigest()
     try:
@@ -125,15 +109,13 @@ def _check(image: Image) -> Image:
         image.reason = 'not a decodable image: unknown or damaged format'
         return image
     except Exception as e:  # PIL raises OSError, ValueError, SyntaxError...
-        kind = 'truncated image' if 'truncated' in str(e).lower() else \
-            'corrupt image data'
-        image.reason = f'{kind}: {e}'
+        image.reason = ('truncated image' if 'truncated' in str(e).lower()
+                        else 'corrupt image data') + f': {e}'
         return image
     h = hashlib.sha256(f'{rgb.width}x{rgb.height}:'.encode())
     h.update(rgb.tobytes())
     image.pixel_sha256 = h.hexdigest()
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None or decoded.size == 0:
+    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None:
         image.reason = ('not decodable by OpenCV, which the training '
                         'pipeline reads images with')
     return image
