@@ -27,7 +27,7 @@ def download_file(url: str, dest_dir, retries: int = 3, backoff: float = 1.0,
         log(f'Using the cached download {dest}', logger)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(name + '.part')
+    part, error = dest.with_name(name + '.part'), ''
     for attempt in range(retries + 1):
         if attempt:
             wait = backoff * 2**(attempt - 1)

@@ -5,6 +5,7 @@ import os
 import re
 import shutil
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
@@ -34,14 +35,12 @@ class _Request:
     seed: int
     val_ratio: float
     logger: object = None
-    _sha256: str = ''
 
+    @cached_property
     def sha256(self) -> str:
-        """SHA-256 of the local source (computed once)."""
-        if not self._sha256:
-            self._sha256 = _tree_sha256(self.local) if self.local.is_dir() \
-                else sha256_file(self.local)
-        return self._sha256
+        """SHA-256 of the local source."""
+        return _tree_sha256(self.local) if self.local.is_dir() else \
+            sha256_file(self.local)
 
 
 def prepare_flowers(source=None, out_dir=DEFAULT_OUT_DIR,
@@ -143,11 +142,11 @@ def _existing_split(req: _Request,
 
 def _done(req: _Request, m: dict) -> PreparationResult:
     """The split of manifest ``m``, if made from the data asked for."""
-    if req.local is not None and req.sha256() != m['source_sha256']:
+    if req.local is not None and req.sha256 != m['source_sha256']:
         raise PreparationError(
             f'{req.out} already holds a split made from {m["source"]} (sha256 '
             f'{m["source_sha256"][:12]}...), not from {req.source} (sha256 '
-            f'{req.sha256()[:12]}...). {FORCE} replace it, or choose another '
+            f'{req.sha256[:12]}...). {FORCE} replace it, or choose another '
             '--out')
     check_complete(req.out)
     log(f'{req.out} is already prepared (seed {req.seed}, val ratio '
@@ -174,7 +173,7 @@ def _build(req: _Request, progress: bool,
     """Extract, scan, verify, split and write; returns what was written."""
     out, root, rejected, ignored = req.out, req.local, [], []
     if not root.is_dir():
-        root, rejected, ignored = extract_once(req.local, req.sha256(),
+        root, rejected, ignored = extract_once(req.local, req.sha256,
                                                out / EXTRACTED_DIR, progress,
                                                req.logger)
         rejected = [dict(r, **{'class': ''}) for r in rejected]
@@ -198,7 +197,7 @@ def _build(req: _Request, progress: bool,
     manifest = dict(
         format_version=FORMAT_VERSION, source=req.source,
         source_type=req.kind,
-        source_file=_relative(req.local, out), source_sha256=req.sha256(),
+        source_file=_relative(req.local, out), source_sha256=req.sha256,
         source_root=_relative(root, out), seed=req.seed,
         val_ratio=req.val_ratio, split_rule=SPLIT_RULE,
         classes=list(FLOWER_CLASSES), counts=counts,
