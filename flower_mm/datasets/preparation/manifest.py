@@ -117,9 +117,7 @@ def is_prepared(out_dir=DEFAULT_OUT_DIR, val_ratio: float = DEFAULT_VAL_RATIO,
     out_dir = Path(out_dir)
     try:
         m = load_manifest(out_dir)
-        if m is None or settings_conflict(out_dir, m, seed, val_ratio):
-            return False
-        check_complete(out_dir)
     except PreparationError:
         return False
-    return True
+    return m is not None and not settings_conflict(
+        out_dir, m, seed, val_ratio) and not missing_files(out_dir)

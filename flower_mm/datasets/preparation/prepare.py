@@ -52,25 +52,20 @@ def prepare_flowers(source=None, out_dir=DEFAULT_OUT_DIR,
                     timeout: float = 60.0) -> PreparationResult:
     """Download, verify and split the flower photos into ``out_dir``.
 
-    ``source`` is a URL, a tar/zip archive or a folder with one sub-folder
-    per class (maybe under one top folder); None means
-    :data:`DEFAULT_SOURCE_URL` or any split already in ``out_dir``. A split
-    made with another seed, ratio or source is replaced only with ``force``.
-    ``workers`` threads decode images (default: up to 8); ``retries``,
-    ``backoff`` and ``timeout`` (s) are the download's; ``logger`` goes to
-    MMEngine's ``print_log``. ``already_prepared`` in the result: nothing
-    was written (nor downloaded, for the same URL). Raises
-    :class:`PreparationError` naming what is at fault and what to do.
+    ``source``: a URL, a tar/zip archive or a folder of class folders; None
+    is :data:`DEFAULT_SOURCE_URL` or any split already in ``out_dir``. Only
+    ``force`` replaces a split made otherwise. ``retries``, ``backoff`` and
+    ``timeout`` (s) are the download's; ``logger`` is ``print_log``'s. The
+    result's ``already_prepared``: nothing was written. Raises :class:`PreparationError` saying what is wrong and what to do.
     """
     try:
         ratio_ok = 0 < float(val_ratio) < 1
     except (TypeError, ValueError):
         ratio_ok = False
-    if not ratio_ok:
+    if not ratio_ok or isinstance(seed, bool) or not isinstance(seed, int):
         raise PreparationError(
-            f'val_ratio must be between 0 and 1 (exclusive), not {val_ratio}')
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise PreparationError(f'seed must be an integer, not {seed!r}')
+            'val_ratio must be between 0 and 1 (exclusive) and seed an '
+            f'integer, not val_ratio={val_ratio!r}, seed={seed!r}')
     if not str(out_dir):
         raise PreparationError('out_dir must not be empty: give the folder '
                                'the split goes to, e.g. data/flower_dataset')
