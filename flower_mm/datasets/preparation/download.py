@@ -1,4 +1,4 @@
-"""One download helper: a temporary name, resume, retries, progress."""
+"""One download helper: a ``.part`` file, retries that resume (HTTP Range)."""
 import http.client
 import os
 import posixpath
@@ -7,43 +7,27 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
-from .common import CHUNK, Logger, PreparationError, log, progress
-
-
-class _ShortRead(Exception):
-    pass
+from .common import CHUNK, PreparationError, by_hand, log, progress
 
 
-def download_file(url: str,
-                  dest_dir,
-                  retries: int = 3,
-                  backoff: float = 1.0,
-                  timeout: float = 60.0,
-                  progress_bar: bool = True,
-                  logger: Logger = None,
-                  hint_out_dir: Optional[Path] = None) -> Path:
-    """Download ``url`` to ``dest_dir/<name>`` and return its path.
+def download_file(url: str, dest_dir, retries: int = 3, backoff: float = 1.0,
+                  timeout: float = 60.0, progress_bar: bool = True,
+                  logger=None, hint_out_dir=None) -> Path:
+    """Download ``url`` to ``dest_dir/<name>`` (reused if there) and return it.
 
-    The bytes go to ``<name>.part``, renamed once complete, so an existing
-    ``<name>`` is a finished download and is reused. Transient failures
-    (connection errors, HTTP 5xx/408/429, a connection closed early) are
-    retried ``retries`` times after ``backoff``, 2 * ``backoff``... seconds;
-    a retry asks for the missing bytes only (HTTP Range) and starts over
-    when the server sends the whole file.
-
-    Raises:
-        PreparationError: naming the URL and how to download it by hand.
+    Connection errors, HTTP 5xx/408/429 and early closes are retried after
+    ``backoff``, 2 * ``backoff``... seconds; a retry asks for the missing
+    bytes only. Raises :class:`PreparationError` saying how to get the file
+    by hand (with ``--out hint_out_dir``).
     """
     name = posixpath.basename(urllib.parse.urlparse(url).path) or 'download'
     dest = Path(dest_dir) / name
-    if dest.is_file():
+    if dest.is_file():  # only a complete download gets this name
         log(f'Using the cached download {dest}', logger)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = dest.with_name(name + '.part')
-    error = ''
+    part, error = dest.with_name(name + '.part'), ''
     for attempt in range(retries + 1):
         if attempt:
             wait = backoff * 2**(attempt - 1)
@@ -56,17 +40,13 @@ def download_file(url: str,
             return dest
         except urllib.error.HTTPError as e:
             error = f'HTTP {e.code} {e.reason}'
-            if not (e.code >= 500 or e.code in (408, 429)):
+            if e.code < 500 and e.code not in (408, 429):
                 break
-        except (OSError, http.client.HTTPException, _ShortRead) as e:
-            reason = getattr(e, 'reason', None) or e
-            error = str(reason) or type(e).__name__
+        except (OSError, http.client.HTTPException) as e:
+            error = str(getattr(e, 'reason', None) or e) or type(e).__name__
     part.unlink(missing_ok=True)
-    out = f' --out {hint_out_dir}' if hint_out_dir is not None else ''
-    raise PreparationError(
-        f'could not download {url}: {error}. Download it by hand (e.g. in a '
-        'browser) and pass the file: python tools/prepare_flowers.py '
-        f'/path/to/{name}{out}')
+    raise PreparationError(f'could not download {url}: {error}. ' +
+                           by_hand(name, hint_out_dir))
 
 
 def _fetch(url: str, part: Path, timeout: float, progress_bar: bool) -> None:
@@ -79,17 +59,15 @@ def _fetch(url: str, part: Path, timeout: float, progress_bar: bool) -> None:
     with urllib.request.urlopen(request, timeout=timeout) as response:
         if response.status != 206:  # the whole file: start over
             have = 0
-        length = response.headers.get('Content-Length')
-        total = have + int(length) if length and length.isdigit() else None
-        received = have
-        title = f'Downloading {part.name[:-5]}'
-        steps = -(-total // CHUNK) if total else None
-        with open(part, 'ab' if have else 'wb') as f, progress(
-                progress_bar and bool(steps), title, steps) as bar:
-            for chunk in iter(lambda: response.read(CHUNK), b''):
-                f.write(chunk)
-                received += len(chunk)
-                bar.advance()
-    if total is not None and received != total:
-        raise _ShortRead(f'connection closed after {received} of {total} '
-                         'bytes')
+        length = response.headers.get('Content-Length', '')
+        left = int(length) if length.isdigit() else None
+        chunks = iter(lambda: response.read(CHUNK), b'')
+        received = 0
+        with open(part, 'ab' if have else 'wb') as f:
+            for chunk in progress(chunks, progress_bar and bool(left),
+                                  f'Downloading {part.name[:-5]}',
+                                  left and -(-left // CHUNK)):
+                received += f.write(chunk)
+    if left is not None and received != left:
+        raise ConnectionError(f'connection closed after {have + received} '
+                              f'of {have + left} bytes')

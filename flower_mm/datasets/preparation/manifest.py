@@ -1,21 +1,25 @@
 """manifest.json: what a split was made from, and whether it is complete."""
 import json
-import os.path as osp
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ...utils.table import format_table
-from .common import DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_VAL_RATIO
-from .common import PreparationError
+from .common import (DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_VAL_RATIO,
+                     PreparationError)
 from .split import MANIFEST_NAME, REPORT_NAME
 
 FORMAT_VERSION = 1
+FORCE = 'Pass --force (force=True) to'
 
 
 @dataclass
 class PreparationResult:
-    """What :func:`prepare_flowers` did (or found already done)."""
+    """What :func:`prepare_flowers` did, or found done (``already_prepared``).
+
+    ``rejected``/``ignored``: ``{'path', 'reason'[, 'class']}``, relative to
+    ``source_root`` (refused archive members: their names in the archive).
+    """
     out_dir: Path
     classes: Tuple[str, ...]
     counts: Dict[str, Dict[str, int]]  # {'train'|'val': {class: n}}
@@ -23,14 +27,9 @@ class PreparationResult:
     val_ratio: float
     source: str
     source_sha256: str
-    #: ``[{'path', 'reason', 'class'}]``, relative to ``source_root`` (or
-    #: archive member names for members that were not extracted).
     rejected: List[Dict[str, str]] = field(default_factory=list)
-    #: Not images of a class: ``__MACOSX/``, hidden files, a LICENSE...
     ignored: List[Dict[str, str]] = field(default_factory=list)
-    #: The folder the images were read from.
     source_root: Optional[Path] = None
-    #: True when the split already existed with these settings (no-op).
     already_prepared: bool = False
 
     @property
@@ -57,6 +56,14 @@ class PreparationResult:
                      sum(self.counts['val'].values()), len(self.rejected)))
         return format_table(('class', 'train', 'val', 'rejected'), rows)
 
+    @classmethod
+    def from_manifest(cls, out_dir: Path, m: Dict, already_prepared=True):
+        root = m.get('source_root')
+        return cls(out_dir, tuple(m['classes']), m['counts'], m['seed'],
+                   m['val_ratio'], m['source'], m['source_sha256'],
+                   m.get('rejected', []), m.get('ignored', []),
+                   None if root is None else out_dir / root, already_prepared)
+
 
 def load_manifest(out_dir: Path) -> Optional[Dict]:
     path = out_dir / MANIFEST_NAME
@@ -66,9 +73,8 @@ def load_manifest(out_dir: Path) -> Optional[Dict]:
         manifest = json.loads(path.read_text(encoding='utf-8'))
         manifest['counts']['train'], manifest['seed']  # noqa: B018
     except (ValueError, KeyError, TypeError) as e:
-        raise PreparationError(
-            f'{path} is not a valid manifest ({e}); pass --force '
-            '(force=True) to prepare the split again') from e
+        raise PreparationError(f'{path} is not a valid manifest ({e}). '
+                               f'{FORCE} prepare the split again') from e
     return manifest
 
 
@@ -78,8 +84,8 @@ def settings_conflict(out_dir: Path, m: Dict, seed: int,
         return None
     return (f'{out_dir} already holds a split made with seed={m["seed"]}, '
             f'val_ratio={m["val_ratio"]} (from {m["source"]}); you asked for '
-            f'seed={seed}, val_ratio={val_ratio}. Pass --force (force=True) '
-            'to overwrite it, or choose another --out')
+            f'seed={seed}, val_ratio={val_ratio}. {FORCE} overwrite it, or '
+            'choose another --out')
 
 
 def missing_files(out_dir: Path) -> List[str]:
@@ -87,73 +93,31 @@ def missing_files(out_dir: Path) -> List[str]:
     for name in ('classes.txt', 'train.txt', 'val.txt'):
         if not (out_dir / name).is_file():
             return [name]
-    missing = []
-    for name in ('train', 'val'):
-        for line in (out_dir / f'{name}.txt').read_text(
-                encoding='utf-8').splitlines():
-            rel = line.rsplit(' ', 1)[0]
-            if rel and not (out_dir / name / rel).is_file():
-                missing.append(f'{name}/{rel}')
-    return missing
+    return [
+        f'{name}/{rel}' for name in ('train', 'val')
+        for rel in (line.rsplit(' ', 1)[0] for line in (
+            out_dir / f'{name}.txt').read_text(encoding='utf-8').splitlines())
+        if rel and not (out_dir / name / rel).is_file()
+    ]
 
 
-def check_complete(out_dir: Path, m: Dict) -> None:
-    if m.get('format_version', 0) > FORMAT_VERSION:
-        raise PreparationError(
-            f'{out_dir / MANIFEST_NAME} was written by a newer flower-mm '
-            f'(format {m["format_version"]}); update flower-mm or pass --force'
-        )
+def check_complete(out_dir: Path) -> None:
     missing = missing_files(out_dir)
     if missing:
         raise PreparationError(
             f'the split in {out_dir} is incomplete: {len(missing)} listed '
-            f'file(s) are missing (e.g. {missing[0]}). Pass --force '
-            '(force=True) to prepare it again')
+            f'file(s) are missing (e.g. {missing[0]}). {FORCE} prepare it '
+            'again')
 
 
-def result_from_manifest(out_dir: Path, m: Dict,
-                         already_prepared: bool = True) -> PreparationResult:
-    root = m.get('source_root')
-    return PreparationResult(
-        out_dir=out_dir,
-        classes=tuple(m['classes']),
-        counts=m['counts'],
-        seed=m['seed'],
-        val_ratio=m['val_ratio'],
-        source=m['source'],
-        source_sha256=m['source_sha256'],
-        rejected=m.get('rejected', []),
-        ignored=m.get('ignored', []),
-        source_root=None if root is None else out_dir / root,
-        already_prepared=already_prepared)
-
-
-def is_prepared(out_dir=DEFAULT_OUT_DIR,
-                val_ratio: float = DEFAULT_VAL_RATIO,
+def is_prepared(out_dir=DEFAULT_OUT_DIR, val_ratio: float = DEFAULT_VAL_RATIO,
                 seed: int = DEFAULT_SEED) -> bool:
-    """Whether ``out_dir`` holds a complete split made with these settings.
-
-    Reads only manifest.json and the lists; never downloads or writes.
-    """
+    """Whether ``out_dir`` holds a complete split made with these settings
+    (reads only; never downloads or writes)."""
     out_dir = Path(out_dir)
     try:
         m = load_manifest(out_dir)
-        if m is None or settings_conflict(out_dir, m, seed, val_ratio):
-            return False
-        check_complete(out_dir, m)
     except PreparationError:
         return False
-    return True
-
-
-def relative_or_absolute(path: Path, out_dir: Path) -> str:
-    """Paths under out_dir are stored relative to it (the split can move)."""
-    try:
-        return path.relative_to(out_dir).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def absolute_root(m: Dict, out_dir: Path) -> str:
-    root = m['source_root']
-    return root if osp.isabs(root) else str(out_dir / root)
+    return m is not None and not settings_conflict(
+        out_dir, m, seed, val_ratio) and not missing_files(out_dir)

@@ -1,4 +1,4 @@
-"""The deterministic train/val split, written atomically."""
+"""The deterministic train/val split, swapped in atomically."""
 import hashlib
 import json
 import os
@@ -56,26 +56,25 @@ def _output_name(name: str, sha: str, taken: set) -> str:
 
 
 def _write_lines(path: Path, lines: List[str]) -> None:
-    with open(path, 'w', encoding='utf-8', newline='\n') as f:
-        f.writelines(line + '\n' for line in lines)
+    path.write_text(''.join(line + '\n' for line in lines), encoding='utf-8')
 
 
-def report_lines(manifest: Dict, source_root: str) -> List[str]:
+def _report(manifest: Dict, source_root: Path) -> List[str]:
     lines = [
         '# flower-mm data preparation report',
         f'# source: {manifest["source"]}',
         f'# source sha256: {manifest["source_sha256"]}',
         f'# paths are relative to: {source_root}',
         '# (refused archive members are named as in the archive)',
-        '# rejected (not in the split, left where they are): '
-        f'{len(manifest["rejected"])}',
-    ] + [f'{r["path"]}\t{r["reason"]}' for r in manifest['rejected']]
-    lines.append(f'# ignored (not images of a class): '
-                 f'{len(manifest["ignored"])}')
-    return lines + [f'{r["path"]}\t{r["reason"]}' for r in manifest['ignored']]
+    ]
+    for key, what in (('rejected', 'not in the split, left where they are'),
+                      ('ignored', 'not images of a class')):
+        lines.append(f'# {key} ({what}): {len(manifest[key])}')
+        lines += [f'{r["path"]}\t{r["reason"]}' for r in manifest[key]]
+    return lines
 
 
-def write_split(out_dir: Path, parts: Dict, manifest: Dict, source_root: str,
+def write_split(out_dir: Path, parts: Dict, manifest: Dict, source_root: Path,
                 progress_bar: bool) -> None:
     """Write the split into a staging folder, then swap it in.
 
@@ -84,26 +83,25 @@ def write_split(out_dir: Path, parts: Dict, manifest: Dict, source_root: str,
     """
     staging = Path(tempfile.mkdtemp(prefix='.staging-', dir=out_dir))
     old = Path(tempfile.mkdtemp(prefix='.old-', dir=out_dir))
-    total = sum(len(v) for s in parts.values() for v in s.values())
+    jobs = [(name, label, cls, image) for name in ('train', 'val')
+            for label, cls in enumerate(FLOWER_CLASSES)
+            for image in sorted(parts[name][cls],
+                                key=lambda i: os.fsencode(i.relpath))]
+    lines = {'train': [], 'val': []}
+    taken = {(n, c): set() for n in lines for c in FLOWER_CLASSES}
     try:
-        with progress(progress_bar, 'Copying images', total) as bar:
-            for name in ('train', 'val'):
-                lines = []
-                for label, cls in enumerate(FLOWER_CLASSES):
-                    folder = staging / name / cls
-                    folder.mkdir(parents=True)
-                    taken: set = set()
-                    for image in sorted(parts[name][cls],
-                                        key=lambda i: os.fsencode(i.relpath)):
-                        out = _output_name(image.path.name, image.sha256,
-                                           taken)
-                        shutil.copyfile(image.path, folder / out)
-                        lines.append(f'{cls}/{out} {label}')
-                        bar.advance()
-                _write_lines(staging / f'{name}.txt', lines)
+        for name, cls in taken:
+            (staging / name / cls).mkdir(parents=True)
+        for name, label, cls, image in progress(jobs, progress_bar,
+                                                'Copying images', len(jobs)):
+            out = _output_name(image.path.name, image.sha256,
+                               taken[name, cls])
+            shutil.copyfile(image.path, staging / name / cls / out)
+            lines[name].append(f'{cls}/{out} {label}')
+        for name in lines:
+            _write_lines(staging / f'{name}.txt', lines[name])
         _write_lines(staging / 'classes.txt', list(FLOWER_CLASSES))
-        _write_lines(staging / REPORT_NAME,
-                     report_lines(manifest, source_root))
+        _write_lines(staging / REPORT_NAME, _report(manifest, source_root))
         (staging / MANIFEST_NAME).write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + '\n',
             encoding='utf-8')

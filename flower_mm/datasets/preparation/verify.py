@@ -3,15 +3,12 @@ import hashlib
 import io
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 from ..categories import FLOWER_CLASSES, IMG_EXTENSIONS, normalise_class_name
 from .common import PreparationError, ignored_reason, progress
-
-Report = List[Dict[str, str]]
 
 
 @dataclass
@@ -24,89 +21,71 @@ class Image:
     reason: str = ''  # why it is rejected; '' when it is kept
 
 
-def _entries(folder: Path, root: Path, ignored: Report):
-    dirs, files = [], []
-    for entry in sorted(os.scandir(folder), key=lambda e: os.fsencode(e.name)):
-        path = Path(entry.path)
-        reason = ignored_reason(entry.name)
-        if reason:
-            suffix = '/' if entry.is_dir() else ''
-            ignored.append({'path': path.relative_to(root).as_posix() + suffix,
-                            'reason': reason})
-        else:
-            (dirs if entry.is_dir() else files).append(path)
-    return dirs, files
+def _ignore(ignored: List, path: Path, root: Path, reason: str) -> None:
+    ignored.append({'reason': reason, 'path': path.relative_to(
+        root).as_posix() + '/' * path.is_dir()})
 
 
-def _class_dirs(root: Path, ignored: Report) -> Dict[str, Path]:
+def _class_dirs(root: Path, ignored: List) -> Dict[str, Path]:
     """The class folders: in ``root`` or under a chain of single folders."""
-    folder, outside = root, []
+    folder = root
     for _ in range(4):
-        dirs, files = _entries(folder, root, ignored)
-        outside += files
-        if any(normalise_class_name(d.name) for d in dirs) or len(dirs) != 1:
+        dirs = []
+        for entry in sorted(os.scandir(folder),
+                            key=lambda e: os.fsencode(e.name)):
+            path, reason = Path(entry.path), ignored_reason(entry.name)
+            if reason or not entry.is_dir():
+                _ignore(ignored, path, root,
+                        reason or 'not inside a class folder')
+            else:
+                dirs.append(path)
+        if len(dirs) != 1 or normalise_class_name(dirs[0].name):
             break
         folder = dirs[0]
-    ignored += [{'path': f.relative_to(root).as_posix(),
-                 'reason': 'not inside a class folder'} for f in outside]
-    expected = ', '.join(FLOWER_CLASSES)
-    found = ', '.join(d.name for d in dirs) or 'no folders'
-    plural = '(plural names such as "roses" are accepted)'
-    if not any(normalise_class_name(d.name) for d in dirs):
-        raise PreparationError(
-            f'no class folders found in {folder} (found: {found}); expected '
-            f'one folder per class: {expected} {plural}')
-    unknown = [f'"{d.name}"' for d in dirs if not normalise_class_name(d.name)]
-    if unknown:
-        raise PreparationError(
-            f'unknown class folder(s) {", ".join(unknown)} in {folder}; '
-            f'expected only {expected} {plural}. Found: {found}. Move or '
-            'rename the extra folders')
-    class_dirs: Dict[str, Path] = {}
-    for d in dirs:
-        cls = normalise_class_name(d.name)
-        if cls in class_dirs:
-            raise PreparationError(
-                f'folders "{class_dirs[cls].name}" and "{d.name}" in {folder} '
-                f'are both class "{cls}"; merge them into one')
-        class_dirs[cls] = d
+    classes = {d: normalise_class_name(d.name) for d in dirs}
+    class_dirs = {c: d for d, c in reversed(classes.items()) if c}
+    unknown = [f'"{d.name}"' for d, c in classes.items() if not c]
+    twice = [c for c in class_dirs if list(classes.values()).count(c) > 1]
     missing = [f'"{c}"' for c in FLOWER_CLASSES if c not in class_dirs]
-    if missing:
+    error = ('no class folders found' if not class_dirs else
+             f'unknown class folder(s) {", ".join(unknown)}' if unknown else
+             f'two folders are both class "{twice[0]}"' if twice else
+             f'missing class folder(s) {", ".join(missing)}' if missing else
+             None)
+    if error:
         raise PreparationError(
-            f'missing class folder(s) {", ".join(missing)} in {folder} '
-            f'(found: {found}); all of {expected} are needed')
+            f'{error} in {folder}; expected one folder per class: '
+            f'{", ".join(FLOWER_CLASSES)} (plural names such as "roses" are '
+            'accepted; found: '
+            f'{", ".join(d.name for d in dirs) or "no folders"})')
     return class_dirs
 
 
-def scan(root: Path, ignored: Report) -> List[Image]:
+def scan(root: Path, ignored: List) -> List[Image]:
     """Every file under the class folders, in a stable order."""
-    class_dirs = _class_dirs(root, ignored)
     images = []
-    for cls in FLOWER_CLASSES:
-        for dirpath, dirnames, filenames in os.walk(class_dirs[cls]):
+    for cls, class_dir in _class_dirs(root, ignored).items():
+        for dirpath, dirnames, filenames in os.walk(class_dir):
             here = Path(dirpath)
-            for name in sorted(dirnames):
-                reason = ignored_reason(name) or (
-                    'symbolic link to a folder (not followed)'
-                    if (here / name).is_symlink() else None)
+            for name in sorted(dirnames) + filenames:
+                path, reason = here / name, ignored_reason(name)
+                if name in dirnames and not reason and path.is_symlink():
+                    reason = 'symbolic link to a folder (not followed)'
                 if reason:
-                    dirnames.remove(name)
-                    rel = (here / name).relative_to(root).as_posix()
-                    ignored.append({'path': rel + '/', 'reason': reason})
-            for name in filenames:
-                rel = (here / name).relative_to(root).as_posix()
-                reason = ignored_reason(name)
-                if reason:
-                    ignored.append({'path': rel, 'reason': reason})
-                else:
-                    images.append(Image(cls, here / name, rel))
-    images.sort(key=lambda i: (FLOWER_CLASSES.index(i.cls),
-                               os.fsencode(i.relpath)))
-    return images
+                    _ignore(ignored, path, root, reason)
+                    if name in dirnames:
+                        dirnames.remove(name)
+                elif name in filenames:
+                    images.append(
+                        Image(cls, path, path.relative_to(root).as_posix()))
+    return sorted(images, key=lambda i: (FLOWER_CLASSES.index(
+        i.cls), os.fsencode(i.relpath)))
 
 
 def _check(image: Image) -> Image:
     """Fill in the hashes, or the reason the file is not usable."""
+    import cv2
+    import numpy as np
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
     ext = os.path.splitext(image.path.name)[1].lower()
@@ -117,10 +96,9 @@ def _check(image: Image) -> Image:
     try:
         data = image.path.read_bytes()
     except OSError as e:
-        image.reason = f'cannot be read: {e.strerror or e}'
-        return image
+        data, image.reason = b'', f'cannot be read: {e.strerror or e}'
     if not data:
-        image.reason = 'empty file (0 bytes)'
+        image.reason = image.reason or 'empty file (0 bytes)'
         return image
     image.sha256 = hashlib.sha256(data).hexdigest()
     try:
@@ -131,50 +109,40 @@ def _check(image: Image) -> Image:
         image.reason = 'not a decodable image: unknown or damaged format'
         return image
     except Exception as e:  # PIL raises OSError, ValueError, SyntaxError...
-        kind = 'truncated image' if 'truncated' in str(e).lower() else \
-            'corrupt image data'
-        image.reason = f'{kind}: {e}'
+        image.reason = ('truncated image' if 'truncated' in str(e).lower()
+                        else 'corrupt image data') + f': {e}'
         return image
     h = hashlib.sha256(f'{rgb.width}x{rgb.height}:'.encode())
     h.update(rgb.tobytes())
     image.pixel_sha256 = h.hexdigest()
-    import cv2
-    import numpy as np
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None or decoded.size == 0:
+    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None:
         image.reason = ('not decodable by OpenCV, which the training '
                         'pipeline reads images with')
     return image
 
 
-@contextmanager
-def _strict_pil():
-    from PIL import ImageFile
-    old, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, \
-        False
-    try:
-        yield
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = old
-
-
-def verify(images: List[Image], workers: int,
-           progress_bar: bool) -> Tuple[List[Image], Report]:
+def verify(images: List[Image], workers: int, progress_bar: bool):
     """(kept images, rejections): undecodable files and duplicates out."""
+    from PIL import ImageFile
+    strict, ImageFile.LOAD_TRUNCATED_IMAGES = \
+        ImageFile.LOAD_TRUNCATED_IMAGES, False
     kept, rejected, first = [], [], {}
-    with _strict_pil(), ThreadPoolExecutor(max(1, workers)) as pool, \
-            progress(progress_bar, 'Verifying images', len(images)) as bar:
-        for image in pool.map(_check, images):
-            bar.advance()
-            for key, same in ((image.sha256, 'identical bytes'),
-                              (image.pixel_sha256, 'identical pixels')):
-                if not image.reason and key in first:
-                    image.reason = f'duplicate of {first[key]} ({same})'
-            if image.reason:
-                rejected.append({'path': image.relpath,
-                                 'reason': image.reason, 'class': image.cls})
-                continue
-            first.setdefault(image.sha256, image.relpath)
-            first.setdefault(image.pixel_sha256, image.relpath)
-            kept.append(image)
+    try:
+        with ThreadPoolExecutor(max(1, workers)) as pool:
+            for image in progress(pool.map(_check, images), progress_bar,
+                                  'Verifying images', len(images)):
+                for key, same in ((image.sha256, 'identical bytes'),
+                                  (image.pixel_sha256, 'identical pixels')):
+                    if not image.reason and key in first:
+                        image.reason = f'duplicate of {first[key]} ({same})'
+                if image.reason:
+                    rejected.append({'path': image.relpath,
+                                     'reason': image.reason,
+                                     'class': image.cls})
+                    continue
+                first.setdefault(image.sha256, image.relpath)
+                first.setdefault(image.pixel_sha256, image.relpath)
+                kept.append(image)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = strict
     return kept, rejected
