@@ -284,6 +284,51 @@ def http_server(monkeypatch):
     httpd.server_close()
 
 
+@pytest.fixture
+def disk_full_on(monkeypatch):
+    """Make the n-th write of a file end with ENOSPC after half its bytes,
+    as a filling disk does (flower_mm/fileio's local_atomic backend)."""
+    import errno
+
+    import flower_mm.fileio.atomic_local_backend as atomic_local_backend
+    real_open = open
+
+    def arm(name: str, nth: int = 1) -> None:
+        seen = []
+
+        class HalfWriter:
+
+            def __init__(self, file):
+                self.file = file
+
+            def write(self, data):
+                self.file.write(data[:len(data) // 2])
+                self.file.flush()
+                raise OSError(errno.ENOSPC, 'No space left on device')
+
+            def __getattr__(self, attr):
+                return getattr(self.file, attr)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.file.close()
+
+        def failing_open(path, mode='r', *args, **kwargs):
+            file = real_open(path, mode, *args, **kwargs)
+            if Path(path).name.startswith(name + '.tmp-'):
+                seen.append(path)
+                if len(seen) == nth:
+                    return HalfWriter(file)
+            return file
+
+        monkeypatch.setattr(
+            atomic_local_backend, 'open', failing_open, raising=False)
+
+    return arm
+
+
 def keep_for_docs(path, name=None) -> None:
     """With FLOWER_MM_DOCS_IMAGES=1, copy a picture a test made to
     docs/_static/ (how the README's pictures are made)."""

@@ -20,7 +20,7 @@ import pytest
 from conftest import HTTPFiles
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from flower_mm.datasets.preparation import (  # noqa: E402

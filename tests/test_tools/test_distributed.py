@@ -82,7 +82,7 @@ def run_script(script, *args, cwd, port):
     # PYTHONPATH: dist_test_hooks.py (the test-only SaveRankParamsHook)
     env = dict(os.environ, PORT=str(port), PYTHON=sys.executable,
                PYTHONPATH=os.pathsep.join(
-                   [os.path.dirname(__file__),
+                   [str(REPO_ROOT / 'tests'),
                     os.environ.get('PYTHONPATH', '')]))
     proc = subprocess.run(['bash', str(REPO_ROOT / 'tools' / script), *args],
                           cwd=cwd,

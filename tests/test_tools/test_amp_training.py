@@ -1,0 +1,145 @@
+"""Mixed precision and channels-last through tools/train.py and tools/test.py.
+
+Speed itself is measured by benchmarks/throughput.py, not here.
+"""
+import json
+import pickle
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import (REPO_ROOT, config_path, make_calibrated_checkpoint,
+                      make_flower_dataset, run_tool, tiny_cfg_options)
+from mmengine.config import Config
+
+from flower_mm.utils import cpu_has_native_bf16
+
+TRAIN = str(REPO_ROOT / 'tools' / 'train.py')
+TEST = str(REPO_ROOT / 'tools' / 'test.py')
+NATIVE_BF16 = cpu_has_native_bf16()
+
+
+def test_train_amp_flag_selects_device_wrapper():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('train_tool', TRAIN)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper',
+                                         optimizer=dict(type='SGD', lr=1))))
+    args = tool.get_args_parser().parse_args(['x.py', '--amp'])
+    cfg = tool.merge_args(cfg, args)
+    assert cfg.optim_wrapper.type == 'DeviceAmpOptimWrapper'
+    assert cfg.optim_wrapper.loss_scale == 'dynamic'
+
+
+@pytest.fixture(scope='module')
+def speed_data(tmp_path_factory):
+    """More images than the shared fixture: accuracy differences show."""
+    return make_flower_dataset(
+        tmp_path_factory.mktemp('speed') / 'flower_dataset',
+        train_per_class=8,
+        val_per_class=4)
+
+
+def val_accuracies(work_dir: Path) -> list:
+    scalars = next(work_dir.glob('*/vis_data/scalars.json'))
+    accs = [
+        json.loads(line)['accuracy/top1']
+        for line in scalars.read_text().splitlines()
+        if 'accuracy/top1' in line
+    ]
+    assert accs, f'no validation in {scalars}'
+    return accs
+
+
+def test_bf16_and_fp32_training_reach_the_same_accuracy(speed_data, tmp_path):
+    """Same seed, same data: bf16 autocast loses no accuracy over fp32.
+
+    The colour jitter is off and crops are large: the synthetic classes
+    differ by colour only, so a few epochs suffice.
+    """
+    cfg = Config.fromfile(config_path('resnet50_flowers.py'))
+    jitter = next(i for i, t in enumerate(cfg.train_pipeline)
+                  if t.type == 'FastColorJitter')
+    checkpoint = make_calibrated_checkpoint(tmp_path / 'r50.pth', speed_data)
+    common = tiny_cfg_options(speed_data, checkpoint, epochs=8,
+                              batch_size=8) + [
+        'optim_wrapper.optimizer.lr=0.002',
+        'train_dataloader.dataset.pipeline.1.crop_ratio_range=(0.5,1.0)',
+        'train_dataloader.num_workers=1', 'val_dataloader.num_workers=1',
+        'default_hooks.checkpoint.interval=100',
+    ] + [
+        f'train_dataloader.dataset.pipeline.{jitter}.{key}=0'
+        for key in ('brightness', 'contrast', 'saturation', 'hue')
+    ]
+    accuracy, logs = {}, {}
+    for dtype, fp16 in (('float32', False), ('bfloat16', True)):
+        work_dir = tmp_path / dtype
+        proc = run_tool([
+            TRAIN, config_path('resnet50_flowers.py'), '--work-dir',
+            work_dir, '--cfg-options', *common,
+            f'optim_wrapper.dtype={dtype}', f'val_cfg.fp16={fp16}'
+        ], cwd=tmp_path)
+        logs[dtype] = proc.stdout + proc.stderr
+        accuracy[dtype] = val_accuracies(work_dir)
+    assert 'Mixed precision on cpu: float32 (no autocast)' in logs['float32']
+    assert 'Mixed precision on cpu: bfloat16 autocast' in logs['bfloat16']
+    assert 'AmpValLoop on cpu: bfloat16 inference' in logs['bfloat16']
+    best = {dtype: max(accs) for dtype, accs in accuracy.items()}
+    assert best['float32'] >= 95, accuracy
+    # 20 val images: one image is 5 points
+    assert abs(best['bfloat16'] - best['float32']) <= 5.0, accuracy
+
+
+def test_train_and_test_tools_with_amp_and_channels_last(
+        flower_data_root, pretrained_ckpt, tmp_path):
+    """--amp through both tools: bf16 on the CPU, fp32 predictions out."""
+    opts = tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1) + [
+        'train_dataloader.num_workers=1', 'val_dataloader.num_workers=1',
+        'test_dataloader.num_workers=1'
+    ]
+    proc = run_tool([
+        TRAIN, config_path('resnet50_flowers.py'), '--amp', '--cfg-options',
+        *opts, 'optim_wrapper.dtype=bfloat16'
+    ], cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'Mixed precision on cpu: bfloat16 autocast' in log
+    assert 'ChannelsLastHook: model and inputs in channels-last' in log
+    assert 'MallocTuningHook: glibc mmap threshold 32 MiB' in log
+    expected = 'bfloat16' if NATIVE_BF16 else 'float32'
+    assert f'AmpValLoop on cpu: {expected} inference' in log
+    work_dir = tmp_path / 'work_dirs' / 'resnet50_flowers'
+    dumped = Config.fromfile(next(work_dir.glob('*/vis_data/config.py')))
+    assert dumped.optim_wrapper.type == 'DeviceAmpOptimWrapper'
+
+    checkpoint = torch.load(work_dir / 'epoch_1.pth', weights_only=False)
+    assert all(v.is_contiguous() for v in checkpoint['state_dict'].values())
+    assert checkpoint['optimizer']['loss_scaler'] == {}
+
+    preds = tmp_path / 'preds.pkl'
+    proc = run_tool([
+        TEST, config_path('resnet50_flowers.py'), work_dir / 'epoch_1.pth',
+        '--amp', '--out', preds, '--cfg-options', *opts
+    ], cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'AmpTestLoop on cpu: bfloat16 inference' in log
+    assert re.search(r'accuracy/top1: \d+\.\d+', log)
+    with open(preds, 'rb') as f:
+        samples = pickle.load(f)
+    assert len(samples) == 15
+    scores = samples[0]['pred_score']
+    assert scores.dtype == torch.float32  # not bf16: numpy can read it
+    # softmax of fp32 logits: the scores sum to 1 (bf16's summed to 0.9987)
+    assert abs(float(scores.sum()) - 1) < 1e-5
+    scores.numpy()
+
+    # and the NCHW fp32 path reads the same checkpoint
+    proc = run_tool([
+        TEST, config_path('resnet50_flowers.py'), work_dir / 'epoch_1.pth',
+        '--cfg-options', *opts, 'default_hooks.channels_last.enabled=False',
+        'test_cfg.fp16=False'
+    ], cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'AmpTestLoop on cpu: float32 inference' in log
+    assert 'channels-last' not in log
