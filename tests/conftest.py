@@ -152,6 +152,21 @@ def make_calibrated_checkpoint(path: Path, data_root: Path, size: int = 64,
     return path
 
 
+#: prepare_flowers(...) options for tests: no progress bars, no log.
+PREPARE_QUIET = dict(progress=False, logger='silent', workers=2)
+
+
+def random_jpeg(seed: int, size: int = 32) -> bytes:
+    """A decodable JPEG of seeded noise, for archives and folders."""
+    import io
+
+    from PIL import Image
+    rng = np.random.RandomState(seed)
+    buf = io.BytesIO()
+    Image.fromarray((rng.rand(size, size, 3) * 255).astype('uint8')).save(
+        buf, 'JPEG', quality=90)
+    return buf.getvalue()
+
 def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
                      batch_size: int = 5, size: int = IMG_SIZE,
                      val_batch_size: int = None,

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import HTTPFiles
+from conftest import PREPARE_QUIET as QUIET
+from conftest import HTTPFiles, random_jpeg
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,18 +32,13 @@ TF_NAMES = ('daisy', 'dandelion', 'roses', 'sunflowers', 'tulips')
 REPORT_NAMES = CLASSES
 # Good images per class (daisy gets two more, which are duplicates).
 N_GOOD = dict(zip(CLASSES, (6, 5, 7, 9, 4)))
-QUIET = dict(progress=False, logger='silent', workers=2)
 
 
 # --------------------------------------------------------------------------
 # Archive builders
 # --------------------------------------------------------------------------
 def jpeg(seed: int) -> bytes:
-    rng = np.random.RandomState(seed)
-    buf = io.BytesIO()
-    Image.fromarray((rng.rand(32, 32, 3) * 255).astype('uint8')).save(
-        buf, 'JPEG', quality=90)
-    return buf.getvalue()
+    return random_jpeg(seed)
 
 
 def as_png(data: bytes) -> bytes:

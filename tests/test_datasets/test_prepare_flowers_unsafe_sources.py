@@ -1,25 +1,18 @@
 """The unsafe sources docs/data_preparation.md promises to handle: Windows
 names and absolute paths inside a zip, symbolic links to folders in a folder
 source. Through the public `prepare_flowers(...)` only."""
-import io
 import os
 import zipfile
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
+from conftest import PREPARE_QUIET as QUIET
+from conftest import random_jpeg
 
 from flower_mm.datasets.preparation import CLASSES, prepare_flowers
 
-QUIET = dict(progress=False, logger='silent', workers=2)
-
 
 def jpeg(seed: int) -> bytes:
-    rng = np.random.RandomState(seed)
-    buf = io.BytesIO()
-    Image.fromarray((rng.rand(24, 24, 3) * 255).astype('uint8')).save(
-        buf, 'JPEG', quality=90)
-    return buf.getvalue()
+    return random_jpeg(seed, size=24)
 
 
 def class_members():
