@@ -14,8 +14,7 @@ _MODULES = {
     'num_classes': ['checkpoint_classes', 'resolve_from_checkpoint',
                     'set_auto_num_classes', 'uses_auto_num_classes'],
     'table': ['format_table'],
-    'user_errors': ['FlowerUserError', 'exit_on_user_error',
-                    'user_error_types'],
+    'user_errors': ['FlowerUserError', 'exit_on_user_error'],
 }
 __all__ = sorted(n for names in _MODULES.values() for n in names)
 __getattr__ = lazy_exports(__name__, _MODULES)

@@ -13,11 +13,6 @@ class FlowerUserError(Exception):
     """Bad input the user can fix; the message says what and how."""
 
 
-def user_error_types() -> tuple:
-    """The errors :func:`exit_on_user_error` turns into one line."""
-    return (FlowerUserError, )
-
-
 @contextmanager
 def exit_on_user_error():
     """Exit with ``error: <message>`` on stderr (status 1) where the block
