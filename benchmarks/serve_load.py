@@ -19,7 +19,6 @@ Prints requests/s, images/s, p50/p95 latency and errors, and last
 with freshly initialised weights is used (speed does not depend on them).
 """
 import argparse
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -34,18 +33,10 @@ import urllib.request
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
+sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
 
-PROJECT_CONFIG = osp.join(REPO_ROOT, 'configs', 'resnet50_flowers.py')
-
-
-def load_throughput_module():
-    """benchmarks/throughput.py, for its photos and checkpoint."""
-    spec = importlib.util.spec_from_file_location(
-        'flower_benchmark_throughput',
-        osp.join(REPO_ROOT, 'benchmarks', 'throughput.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from throughput_parts.photos import (PROJECT_CONFIG,  # noqa: E402
+                                     write_checkpoint, write_photos)
 
 
 def infer_images_per_s(config, checkpoint, paths, device) -> dict:
@@ -184,10 +175,9 @@ def main() -> None:
     if args.quick:
         args.clients, args.duration, args.photos = 2, 3., 16
 
-    throughput = load_throughput_module()
     device = None if args.device == 'auto' else args.device
     with tempfile.TemporaryDirectory(prefix='flower_serve_load_') as tmp:
-        throughput.write_photos(osp.join(tmp, 'data'), 0, args.photos)
+        write_photos(osp.join(tmp, 'data'), 0, args.photos)
         paths = sorted(
             osp.join(root, name)
             for root, _, names in os.walk(osp.join(tmp, 'data', 'val'))
@@ -195,7 +185,7 @@ def main() -> None:
         checkpoint = args.checkpoint
         if checkpoint is None:
             checkpoint = osp.join(tmp, 'resnet50_flowers_init.pth')
-            throughput.write_checkpoint(checkpoint)
+            write_checkpoint(checkpoint)
 
         print(f'infer: {len(paths)} photos of 500x375 through '
               'BatchImageClassifier.predict (tools/infer.py), batch 16 ...',

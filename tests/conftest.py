@@ -9,6 +9,7 @@ import importlib.util
 import json
 import os
 import os.path as osp
+import pickle
 import subprocess
 import sys
 import threading
@@ -528,3 +529,35 @@ def assert_answers_vary(scores, labels=None, min_classes=4,
     assert spread.min() >= min_spread, spread
     if labels is not None:
         assert (predicted == np.asarray(labels)).mean() >= 0.9, predicted
+
+
+# ----------------------------------------------- checkpoints that run code
+#: The refusal of a crafted checkpoint; ``.format(path or URL)``.
+REFUSED = 'refused to load checkpoint "{}": it contains code or objects ' \
+    'outside the allow-list'
+
+
+class RunsCommand:
+    """Unpickles as ``os.system(command)``."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command, )
+
+
+def write_malicious_checkpoint(path, marker, legacy=False):
+    """A checkpoint in MMPretrain's layout whose meta runs `touch marker`."""
+    checkpoint = {
+        'meta': RunsCommand(f'touch {marker}'),
+        'state_dict': {
+            'head.fc.bias': torch.zeros(5)
+        }
+    }
+    if legacy:  # a plain pickle, as torch.save before 1.6 wrote
+        with open(path, 'wb') as f:
+            pickle.dump(checkpoint, f)
+    else:
+        torch.save(checkpoint, path)
+    return path

@@ -1,31 +1,14 @@
 """Safe checkpoint loading under torch >= 2.6 (flower_mm.compat)."""
-import http.server
-import os
 import pickle
-import threading
-from functools import partial
 
 import numpy as np
 import pytest
 import torch
+from conftest import HTTPFiles, write_malicious_checkpoint
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
 import flower_mm.compat  # noqa: F401
-
-
-class RunsCommand:
-    """A pickle payload that would create a file when unpickled."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f'touch {self.marker}', ))
-
-
-def write_malicious_checkpoint(path, marker):
-    torch.save({'state_dict': {}, 'meta': RunsCommand(marker)}, path)
 
 
 def test_message_hub_state_loads_with_weights_only(tmp_path):
@@ -63,20 +46,12 @@ def test_crafted_local_checkpoint_is_refused_without_running_code(tmp_path):
 
 
 def test_crafted_checkpoint_over_http_is_refused_without_running_code(
-        tmp_path, monkeypatch):
+        tmp_path, monkeypatch, http_server):
     monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     marker = tmp_path / 'pwned'
-    served = tmp_path / 'served'
-    served.mkdir()
-    write_malicious_checkpoint(served / 'evil.pth', marker)
-    handler = partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(served))
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        url = f'http://127.0.0.1:{server.server_port}/evil.pth'
-        with pytest.raises(pickle.UnpicklingError, match='system'):
-            CheckpointLoader.load_checkpoint(url, map_location='cpu')
-    finally:
-        server.shutdown()
+    _, url = http_server
+    HTTPFiles.payloads['/evil.pth'] = write_malicious_checkpoint(
+        tmp_path / 'evil.pth', marker).read_bytes()
+    with pytest.raises(pickle.UnpicklingError, match='system'):
+        CheckpointLoader.load_checkpoint(f'{url}/evil.pth', map_location='cpu')
     assert not marker.exists()

@@ -5,6 +5,7 @@ import os.path as osp
 from collections import Counter
 from typing import Dict, List, Optional, Union
 
+from mmengine.dist import barrier, get_rank, is_distributed
 from mmengine.fileio import list_from_file
 from mmengine.logging import MMLogger, print_log
 from mmpretrain.datasets import CustomDataset
@@ -13,7 +14,7 @@ from mmpretrain.registry import DATASETS
 from ..utils.user_errors import FlowerUserError
 from .auto_prepare import prepare_on_first_use
 from .categories import FLOWER_CLASSES
-from .image_check import find_broken_images
+from .image_check import ImageCheckResult, find_broken_images
 
 HOW_TO_GET_DATA = (
     'Lay the data out as <data_root>/train/<class>/*.jpg and '
@@ -117,8 +118,8 @@ class FlowerDataset(CustomDataset):
 
     def _leave_out_or_refuse_broken(self, data_list: List[dict]) -> List[dict]:
         folder = self.img_prefix or self.data_root or '.'
-        check = find_broken_images((d['img_path'] for d in data_list),
-                                   folder)
+        check = find_broken_images_on_rank0(
+            [d['img_path'] for d in data_list], folder)
         print_log(
             f'{type(self).__name__}: {check.num_files} image files in '
             f'{folder} checked in {check.seconds:.1f} s: {check.num_decoded} '
@@ -257,6 +258,27 @@ class FlowerDataset(CustomDataset):
                     f'{self.ann_file}, line {line_no}: expected '
                     f'"<image path> <label 0..{num_classes - 1}>", got '
                     f'"{line.strip()}".')
+
+
+def find_broken_images_on_rank0(paths: List[str],
+                                folder: str) -> ImageCheckResult:
+    """:func:`find_broken_images`, decoding in one process of a distributed
+    run: rank 0 checks and writes the cache while the other ranks wait at a
+    barrier, then they read its verdicts from the cache, so every rank gets
+    the same broken files (and raises or skips alike) without every rank
+    decoding the whole folder at once. Where the cache cannot be written,
+    each rank decodes for itself."""
+    if not is_distributed():
+        return find_broken_images(paths, folder)
+    if get_rank() == 0:
+        try:
+            return find_broken_images(paths, folder)
+        finally:
+            # Also when the check fails: the other ranks must not wait
+            # forever; they check for themselves and fail alike.
+            barrier()
+    barrier()
+    return find_broken_images(paths, folder)
 
 
 def _runner_work_dir() -> Optional[str]:

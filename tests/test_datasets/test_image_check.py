@@ -10,6 +10,8 @@ from numpy.random import default_rng
 
 from flower_mm.datasets import (BrokenImagesError, FlowerDataset,
                                 check_image_file, find_broken_images)
+from flower_mm.datasets import flower_dataset
+from flower_mm.datasets.flower_dataset import find_broken_images_on_rank0
 from flower_mm.datasets.image_check import cache_file_for
 
 
@@ -143,6 +145,86 @@ def test_skip_leaves_broken_files_out(data_root):
                   for p in dataset.skipped_broken) == sorted(names)
     paths = [dataset.get_data_info(i)['img_path'] for i in range(10)]
     assert not set(paths) & set(dataset.skipped_broken)
+
+
+def as_rank1(monkeypatch, work, folder):
+    """``work()`` on rank 1 of a simulated two-process run, rank 0's
+    ``work()`` running while rank 1 waits at the barrier: (rank 0's and
+    rank 1's outcome, value or exception), and per barrier the rank that
+    reached it and whether the cache existed then."""
+    rank, outcomes, barriers = [1], {}, []
+
+    def run():
+        try:
+            outcomes[rank[0]] = work()
+        except Exception as err:  # compared between the ranks
+            outcomes[rank[0]] = err
+
+    def barrier():
+        barriers.append((rank[0], os.path.isfile(cache_file_for(folder))))
+        if rank[0] == 1:
+            rank[0] = 0
+            run()
+            rank[0] = 1
+
+    monkeypatch.setattr(flower_dataset, 'is_distributed', lambda: True)
+    monkeypatch.setattr(flower_dataset, 'get_rank', lambda: rank[0])
+    monkeypatch.setattr(flower_dataset, 'barrier', barrier)
+    run()
+    return outcomes[0], outcomes[1], barriers
+
+
+def test_distributed_ranks_decode_on_rank0_only(data_root, monkeypatch):
+    """Rank 0 decodes and writes the cache while the other ranks wait at a
+    barrier; they then read its verdicts and decode nothing."""
+    train = data_root / 'train'
+    names = add_broken_files(train)
+    paths = images_of(train)
+    rank0, rank1, barriers = as_rank1(
+        monkeypatch, lambda: find_broken_images_on_rank0(paths, str(train)),
+        str(train))
+    # Rank 1 waited before any verdict existed, rank 0 after writing them.
+    assert barriers == [(1, False), (0, True)]
+    assert (rank0.num_decoded, rank0.num_cached) == (13, 0)
+    assert (rank1.num_decoded, rank1.num_cached) == (0, 13)
+    assert rank1.broken == rank0.broken
+    assert sorted(os.path.relpath(p, train)
+                  for p in rank1.broken) == sorted(names)
+
+
+@pytest.mark.parametrize('on_broken', ['error', 'skip'])
+def test_distributed_ranks_refuse_or_skip_alike(data_root, monkeypatch,
+                                               on_broken):
+    add_broken_files(data_root / 'train')
+    rank0, rank1, _ = as_rank1(
+        monkeypatch, lambda: FlowerDataset(
+            data_root=str(data_root), data_prefix='train',
+            on_broken=on_broken), str(data_root / 'train'))
+    if on_broken == 'error':
+        assert isinstance(rank1, BrokenImagesError)
+        assert str(rank1) == str(rank0)
+        assert str(rank1).startswith('3 of 13 image files')
+    else:
+        assert rank1.skipped_broken == rank0.skipped_broken
+        assert len(rank1) == len(rank0) == 10
+
+
+def test_rank0_failing_check_does_not_leave_the_others_waiting(
+        data_root, monkeypatch):
+    barriers = []
+
+    def check_fails(paths, folder):
+        raise MemoryError('out of memory')
+
+    monkeypatch.setattr(flower_dataset, 'is_distributed', lambda: True)
+    monkeypatch.setattr(flower_dataset, 'get_rank', lambda: 0)
+    monkeypatch.setattr(flower_dataset, 'barrier',
+                        lambda: barriers.append('rank 0'))
+    monkeypatch.setattr(flower_dataset, 'find_broken_images', check_fails)
+    with pytest.raises(MemoryError):
+        find_broken_images_on_rank0(images_of(data_root / 'train'),
+                                    str(data_root / 'train'))
+    assert barriers == ['rank 0']
 
 
 def test_unknown_on_broken_value_is_an_error(data_root):

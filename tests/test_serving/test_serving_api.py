@@ -10,10 +10,9 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import config_path
+from conftest import REFUSED, config_path, write_malicious_checkpoint
 from fastapi.testclient import TestClient
 from mmengine.config import Config
-from test_untrusted_checkpoints import REFUSED, write_malicious_checkpoint
 
 from flower_mm.compat import UnsafeCheckpointError
 from flower_mm.datasets import FLOWER_CLASSES

@@ -4,17 +4,12 @@ The crafted checkpoint is a real torch.save file whose pickle would call
 ``os.system('touch <marker>')``; each test checks the marker is absent
 after the refusal.
 """
-import functools
-import http.server
-import os
-import pickle
-import threading
-
 import pytest
 import torch
-from conftest import (REPO_ROOT, assert_user_error, checkpoints_under,
-                      config_path, make_pretrained_checkpoint, run_tool,
-                      tiny_cfg_options)
+from conftest import (REFUSED, REPO_ROOT, HTTPFiles, assert_user_error,
+                      checkpoints_under, config_path,
+                      make_pretrained_checkpoint, run_tool, tiny_cfg_options,
+                      write_malicious_checkpoint)
 from mmengine.runner import checkpoint as mmengine_checkpoint
 from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -22,34 +17,6 @@ from flower_mm.compat import UnsafeCheckpointError
 
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
 TEST = REPO_ROOT / 'tools' / 'test.py'
-REFUSED = 'refused to load checkpoint "{}": it contains code or objects ' \
-    'outside the allow-list'
-
-
-class RunsCommand:
-    """Unpickles as ``os.system(command)``."""
-
-    def __init__(self, command: str):
-        self.command = command
-
-    def __reduce__(self):
-        return os.system, (self.command, )
-
-
-def write_malicious_checkpoint(path, marker, legacy=False):
-    """A checkpoint in MMPretrain's layout whose meta runs `touch marker`."""
-    checkpoint = {
-        'meta': RunsCommand(f'touch {marker}'),
-        'state_dict': {
-            'head.fc.bias': torch.zeros(5)
-        }
-    }
-    if legacy:  # a plain pickle, as torch.save before 1.6 wrote
-        with open(path, 'wb') as f:
-            pickle.dump(checkpoint, f)
-    else:
-        torch.save(checkpoint, path)
-    return path
 
 
 @pytest.fixture
@@ -59,29 +26,9 @@ def evil(tmp_path):
     return write_malicious_checkpoint(tmp_path / 'evil.pth', marker), marker
 
 
-@pytest.fixture
-def http_root(tmp_path):
-    """A folder served over http://127.0.0.1:<port>/, and the base URL."""
-    root = tmp_path / 'www'
-    root.mkdir()
-    handler = functools.partial(
-        http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f'http://127.0.0.1:{server.server_address[1]}'
-    server.shutdown()
-    server.server_close()
-
-
-# Downloads go to a fresh cache; the local server is never proxied.
-def offline_env(tmp_path):
-    return {
-        'TORCH_HOME': str(tmp_path / 'torch_home'),
-        'NO_PROXY': '127.0.0.1,localhost',
-        'no_proxy': '127.0.0.1,localhost',
-    }
+def fresh_torch_home(tmp_path):
+    """Downloads go to a fresh cache."""
+    return {'TORCH_HOME': str(tmp_path / 'torch_home')}
 
 
 def test_crafted_checkpoint_would_run_command(tmp_path, evil):
@@ -106,15 +53,14 @@ def test_local_loader_refuses(tmp_path, legacy, monkeypatch):
     assert not marker.exists()
 
 
-def test_torchvision_scheme_uses_safe_http_loader(tmp_path, evil, http_root,
-                                                  monkeypatch):
+def test_torchvision_scheme_uses_safe_http_loader(tmp_path, evil,
+                                                  http_server, monkeypatch):
     """torchvision://, open-mmlab:// and mmcls:// call MMEngine's
     module-level load_from_http, which would load with weights_only=False."""
     path, marker = evil
-    root, url = http_root
-    (root / 'evil.pth').write_bytes(path.read_bytes())
-    for name, value in offline_env(tmp_path).items():
-        monkeypatch.setenv(name, value)
+    _, url = http_server
+    HTTPFiles.payloads['/evil.pth'] = path.read_bytes()
+    monkeypatch.setenv('TORCH_HOME', str(tmp_path / 'torch_home'))
     monkeypatch.setattr(mmengine_checkpoint, 'get_torchvision_models',
                         lambda: {'evil': f'{url}/evil.pth'})
     with pytest.raises(UnsafeCheckpointError, match='refused to load'):
@@ -175,14 +121,15 @@ def test_pretrained_init_cfg_refuses(tmp_path, evil, flower_data_root):
                          *tiny(flower_data_root, path))
 
 
-def test_pretrained_url_refuses(tmp_path, evil, http_root, flower_data_root):
+def test_pretrained_url_refuses(tmp_path, evil, http_server,
+                                flower_data_root):
     path, marker = evil
-    root, url = http_root
-    (root / 'evil.pth').write_bytes(path.read_bytes())
+    _, url = http_server
+    HTTPFiles.payloads['/evil.pth'] = path.read_bytes()
     assert_train_refuses(tmp_path, marker, f'{url}/evil.pth',
                          '--cfg-options',
                          *tiny(flower_data_root, f'{url}/evil.pth'),
-                         env=offline_env(tmp_path))
+                         env=fresh_torch_home(tmp_path))
     # It was downloaded (so the refusal is the loader's), never run.
     assert (tmp_path / 'torch_home' / 'hub' / 'checkpoints' /
             'evil.pth').is_file()
