@@ -224,6 +224,22 @@ def run_tool(args, cwd, env=None, check=True, timeout=600):
     return proc
 
 
+def start_tool(args, cwd, log_path, env=None):
+    """Start ``python ARGS`` in the background, appending its stdout and
+    stderr to ``log_path``; a Popen-like handle (pid, poll, wait), the run
+    in a process group of its own (kill it with its data workers)."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    argv = [str(a) for a in args]
+    if TOOL_FORK_SERVER.can_run(argv, full_env):
+        return TOOL_FORK_SERVER.start(argv, cwd, full_env, log_path, log_path)
+    with open(log_path, 'a') as log:
+        return subprocess.Popen([sys.executable, *argv], cwd=cwd,
+                                env=full_env, stdout=log,
+                                stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT

@@ -16,7 +16,7 @@ import urllib.request
 
 import httpx
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, start_tool
 from playwright.sync_api import expect, sync_playwright
 
 from flower_mm.datasets import FLOWER_CLASSES
@@ -35,22 +35,22 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope='module')
-def server(learned_model):
+def server(learned_model, tmp_path_factory):
     """tools/serve.py on a free port of 127.0.0.1, stopped afterwards."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO_ROOT / 'tools' / 'serve.py'),
-         learned_model.config, str(learned_model.checkpoint), '--port',
-         str(port), '--device', 'cpu', '--cfg-options',
-         *learned_model.cfg_options],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    log = tmp_path_factory.mktemp('serve') / 'serve.log'
+    proc = start_tool([
+        REPO_ROOT / 'tools' / 'serve.py', learned_model.config,
+        learned_model.checkpoint, '--port', port, '--device', 'cpu',
+        '--cfg-options', *learned_model.cfg_options
+    ], cwd=log.parent, log_path=log)
     url = f'http://127.0.0.1:{port}'
     deadline = time.monotonic() + 180
     try:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f'tools/serve.py exited {proc.returncode}:\n'
-                            f'{proc.stdout.read()[-5000:]}')
+                            f'{log.read_text()[-5000:]}')
             try:
                 with urllib.request.urlopen(url + '/health', timeout=2) as r:
                     if r.status == 200:
@@ -67,7 +67,6 @@ def server(learned_model):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        proc.stdout.close()
 
 
 def api_predictions(url, paths):

@@ -4,15 +4,13 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import (REPO_ROOT, config_path, make_flower_dataset,
-                      tiny_cfg_options)
+                      start_tool, tiny_cfg_options)
 
 TRAIN = REPO_ROOT / 'tools' / 'train.py'
 CONFIG = config_path('resnet50_flowers.py')
@@ -43,31 +41,21 @@ def crash_cfg_options(data_root, checkpoint, *extra) -> list:
     ]
 
 
-def start_train(config, work_dir: Path, options, *flags) -> subprocess.Popen:
+def start_train(config, work_dir: Path, options, *flags):
     work_dir.mkdir(parents=True, exist_ok=True)
-    log = open(work_dir.parent / f'{work_dir.name}.out', 'a')
-    env = dict(os.environ)
+    log_path = work_dir.parent / f'{work_dir.name}.out'
     # crash_test_hooks.py (the test-only ParkTrainingHook) lives in tests/.
-    env['PYTHONPATH'] = os.pathsep.join(
-        [str(REPO_ROOT / 'tests'),
-         env.get('PYTHONPATH', '')])
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            str(TRAIN), config, '--work-dir',
-            str(work_dir), *flags, '--cfg-options', *options
-        ],
-        cwd=work_dir.parent,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True)  # its own group: kill it with its workers
-    proc.log_path = log.name
-    log.close()
+    env = {'PYTHONPATH': os.pathsep.join(
+        [str(REPO_ROOT / 'tests'), os.environ.get('PYTHONPATH', '')])}
+    proc = start_tool([
+        TRAIN, config, '--work-dir', work_dir, *flags, '--cfg-options',
+        *options
+    ], cwd=work_dir.parent, log_path=log_path, env=env)
+    proc.log_path = log_path
     return proc
 
 
-def finish(proc: subprocess.Popen, timeout=400) -> None:
+def finish(proc, timeout=400) -> None:
     returncode = proc.wait(timeout=timeout)
     if returncode != 0:
         raise AssertionError(f'{proc.args} exited {returncode}:\n' +
