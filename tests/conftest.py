@@ -199,16 +199,17 @@ TOOL_FORK_SERVER = ToolForkServer()
 atexit.register(TOOL_FORK_SERVER.close)
 
 
-def run_tool(args, cwd, env=None, check=True, timeout=600):
+def run_tool(args, cwd, env=None, check=True, timeout=600, fresh=False):
     """Run ``python ARGS`` as a user would, returning the CompletedProcess.
 
     A script runs in a fork of an interpreter that has imported the stack
-    already (tests/tool_forkserver.py): the same process, minus ~9 s.
+    already (tests/tool_forkserver.py): the same process, minus ~9 s;
+    ``fresh``: in a new interpreter, exactly as typed.
     """
     full_env = dict(os.environ)
     full_env.update(env or {})
     argv = [str(a) for a in args]
-    if TOOL_FORK_SERVER.can_run(argv, full_env):
+    if not fresh and TOOL_FORK_SERVER.can_run(argv, full_env):
         proc = TOOL_FORK_SERVER.run(argv, cwd, full_env, timeout)
     else:
         proc = subprocess.run([sys.executable, *argv],

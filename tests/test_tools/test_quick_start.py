@@ -78,9 +78,9 @@ def test_train_line_prepares_the_data_once(tmp_path, http_server,
     options = tiny_cfg_options(data_root, pretrained_ckpt, epochs=1) + [
         f'train_dataloader.dataset.prepare_source={base}/flower_photos.tgz'
     ]
-    first = run_tool(
+    first = run_tool(  # a new interpreter: the line exactly as typed
         readme_train_command(*options) + ['--work-dir', tmp_path / 'w1'],
-        cwd=REPO_ROOT)
+        cwd=REPO_ROOT, fresh=True)
     # One line says what happens, where, and how large the download is.
     announce = [
         line for line in first.stdout.splitlines() if 'No flower split' in line
