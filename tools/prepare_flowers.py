@@ -9,19 +9,14 @@ Exit status: 0 when the split was written or already there (rejected files
 are listed in <out>/rejected.txt), 1 on errors, 2 on bad arguments.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# Data preparation needs no model: skip registering them (no torch).
-os.environ['FLOWER_MM_DATA_ONLY'] = '1'
 from flower_mm.datasets.preparation import (  # noqa: E402
     DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_SOURCE_URL, DEFAULT_VAL_RATIO,
     prepare_flowers)
 from flower_mm.utils.user_errors import exit_on_user_error  # noqa: E402
-
-os.environ.pop('FLOWER_MM_DATA_ONLY')  # not for processes started later
 
 
 def parse_args(argv=None):
