@@ -15,10 +15,10 @@ from .common import (DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_VAL_RATIO,
                      DEFAULT_SOURCE_URL, PreparationError, ignored_reason, log,
                      sha256_file)
 from .download import download_file
-from .manifest import (FORCE, FORMAT_VERSION, PreparationResult,
-                       check_complete, load_manifest, missing_files,
-                       settings_conflict)
-from .split import REPORT_NAME, SPLIT_ENTRIES, SPLIT_RULE, split, write_split
+from .split import (FORCE, FORMAT_VERSION, REPORT_NAME, SPLIT_ENTRIES,
+                    SPLIT_RULE, PreparationResult, check_complete,
+                    load_manifest, missing_files, settings_conflict, split,
+                    write_split)
 from .verify import scan, verify
 
 DOWNLOADS_DIR = 'downloads'
