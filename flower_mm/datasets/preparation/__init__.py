@@ -1,8 +1,8 @@
 """Turn a public flower archive into verified, reproducible train/val folders.
 
 :func:`prepare_flowers` is the entry point; one module per step (download,
-archive, verify, split with its manifest), none imports torch. The output layout is
-described in ``docs/data_preparation.md``.
+archive, verify, split with its manifest), none imports torch. The output
+layout is described in ``docs/data_preparation.md``.
 """
 from ..categories import FLOWER_CLASSES as CLASSES
 from ..categories import normalise_class_name
