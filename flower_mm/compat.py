@@ -1,7 +1,8 @@
 """Known upstream breakages of the pinned stack, absorbed in one place.
 
-Imported first by :mod:`flower_mm`, so every tool and every config that lists
-``custom_imports=dict(imports=['flower_mm'])`` gets these fixes.
+Imported first by :mod:`flower_mm.registration`, so every tool and every
+config that lists ``custom_imports=dict(imports=['flower_mm.registration'])``
+gets these fixes.
 
 1. torch >= 2.6 loads checkpoints with ``weights_only=True``. MMEngine 0.10.7
    stores its ``MessageHub`` state (``HistoryBuffer``, numpy arrays and

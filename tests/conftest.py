@@ -24,6 +24,7 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import flower_mm.registration  # noqa: E402,F401  (as the configs do)
 from flower_mm.datasets import FLOWER_CLASSES  # noqa: E402
 from tool_forkserver import ToolForkServer  # noqa: E402
 

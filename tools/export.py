@@ -24,6 +24,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
 
+import flower_mm.registration  # noqa: E402,F401  (also for old configs)
 from flower_mm.apis import collect_image_inputs  # noqa: E402
 from flower_mm.datasets import FlowerDataError  # noqa: E402
 from flower_mm.deployment import (  # noqa: E402

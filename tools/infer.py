@@ -21,6 +21,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
 
+import flower_mm.registration  # noqa: E402,F401  (also for old configs)
 from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
                             OnnxImageClassifier, collect_image_inputs,
                             predictions_table, write_predictions)

@@ -9,19 +9,15 @@ Exit status: 0 when the split was written or already there (rejected files
 are listed in <out>/rejected.txt), 1 on errors, 2 on bad arguments.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-# Data preparation needs no model: skip registering them (no torch).
-os.environ['FLOWER_MM_DATA_ONLY'] = '1'
 from flower_mm.datasets.preparation import (  # noqa: E402
     DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_SOURCE_URL, DEFAULT_VAL_RATIO,
     prepare_flowers)
+from flower_mm.utils.table import format_table  # noqa: E402
 from flower_mm.utils.user_errors import exit_on_user_error  # noqa: E402
-
-os.environ.pop('FLOWER_MM_DATA_ONLY')  # not for processes started later
 
 
 def parse_args(argv=None):
@@ -67,6 +63,23 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def summary(result) -> str:
+    """A per-class table of train/val/rejected counts."""
+    rejected = {c: 0 for c in result.classes}
+    for item in result.rejected:
+        if item.get('class') in rejected:
+            rejected[item['class']] += 1
+    rows = [(c, result.counts['train'].get(c, 0),
+             result.counts['val'].get(c, 0), rejected[c])
+            for c in result.classes]
+    other = len(result.rejected) - sum(rejected.values())
+    if other:
+        rows.append(('(archive)', '', '', other))
+    rows.append(('total', sum(result.counts['train'].values()),
+                 sum(result.counts['val'].values()), len(result.rejected)))
+    return format_table(('class', 'train', 'val', 'rejected'), rows)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
@@ -83,7 +96,7 @@ def main(argv=None) -> int:
         print('error: interrupted; no split was written', file=sys.stderr)
         return 130
     print()
-    print(result.summary())
+    print(summary(result))
     print()
     state = ('Already prepared'
              if result.already_prepared else 'Split written')

@@ -16,6 +16,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 from mmengine.config import Config  # noqa: E402
 
+import flower_mm.registration  # noqa: E402,F401  (also for old configs)
 from flower_mm.serving import BACKENDS, create_app  # noqa: E402
 from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
                              check_checkpoint_arguments, exit_on_user_error,

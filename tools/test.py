@@ -26,6 +26,7 @@ from mmengine.evaluator import DumpResults  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import flower_mm.registration  # noqa: E402,F401  (also for old configs)
 from flower_mm.utils import (AMP_FLAG_HELP, exit_on_user_error,  # noqa: E402
                              merge_cfg_options)
 

@@ -18,6 +18,7 @@ from mmengine.config import Config, DictAction  # noqa: E402
 from mmengine.registry import RUNNERS  # noqa: E402
 from mmengine.runner import Runner  # noqa: E402
 
+import flower_mm.registration  # noqa: E402,F401  (also for old configs)
 from flower_mm.utils import (AMP_FLAG_HELP, amp_flag_dtype,  # noqa: E402
                              exit_on_user_error, merge_cfg_options)
 

@@ -22,6 +22,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 from mmengine.config import Config  # noqa: E402
 from mmengine.utils import track_iter_progress  # noqa: E402
 
+import flower_mm.registration  # noqa: E402,F401  (also for old configs)
 from flower_mm.apis import (CAM_METHODS, BatchImageClassifier,  # noqa: E402
                             collect_image_inputs, compute_cam,
                             resolve_target_category, resolve_target_layers)

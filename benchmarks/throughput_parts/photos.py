@@ -54,7 +54,7 @@ def build_project_model():
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import MODELS
 
-    import flower_mm  # noqa: F401
+    import flower_mm.registration  # noqa: F401
     cfg = Config.fromfile(PROJECT_CONFIG)
     init_default_scope('mmpretrain')
     cfg.model.backbone.pop('init_cfg', None)

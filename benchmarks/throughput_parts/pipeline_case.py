@@ -34,7 +34,7 @@ def run_pipeline_case(case: dict) -> dict:
     from mmengine.registry import init_default_scope
     from mmpretrain.registry import TRANSFORMS
 
-    import flower_mm  # noqa: F401
+    import flower_mm.registration  # noqa: F401
     cv2.setNumThreads(1)  # as in a data worker
     torch.set_num_threads(1)
     init_default_scope('mmpretrain')

@@ -1,7 +1,8 @@
 # Hooks, speed and crash safety on MMPretrain's default runtime.
 _base_ = 'mmpretrain::_base_/default_runtime.py'
 
-custom_imports = dict(imports=['flower_mm'], allow_failed_imports=False)
+custom_imports = dict(
+    imports=['flower_mm.registration'], allow_failed_imports=False)
 
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=10),

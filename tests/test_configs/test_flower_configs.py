@@ -9,7 +9,7 @@ from mmengine.registry import init_default_scope
 from mmpretrain.datasets.transforms import ColorJitter
 from mmpretrain.registry import MODELS, TRANSFORMS
 
-import flower_mm  # noqa: F401  (registers the project's modules)
+import flower_mm.registration  # noqa: F401
 
 
 @pytest.fixture(scope='module')
@@ -117,7 +117,7 @@ def test_runtime_logs_keeps_best_and_is_seeded(cfg):
     assert cfg.default_hooks.checkpoint.rule == 'greater'
     assert cfg.default_hooks.checkpoint.max_keep_ckpts >= 2
     assert isinstance(cfg.randomness.seed, int)
-    assert cfg.custom_imports.imports == ['flower_mm']
+    assert cfg.custom_imports.imports == ['flower_mm.registration']
     assert cfg.train_dataloader.dataset.type == 'FlowerDataset'
     assert cfg.train_dataloader.dataset.data_root == 'data/flower_dataset'
 

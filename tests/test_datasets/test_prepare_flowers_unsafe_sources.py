@@ -81,3 +81,18 @@ def test_symlinked_folder_in_a_folder_source_is_not_followed(tmp_path):
         'daisy'] == 3
     assert list(out.rglob('outside.jpg')) == []
     assert (elsewhere / 'outside.jpg').is_file()  # left alone
+
+
+def test_a_link_inside_a_zip_is_not_extracted(tmp_path):
+    archive = tmp_path / 'flowers.zip'
+    with zipfile.ZipFile(archive, 'w') as zf:
+        for name, data in class_members().items():
+            zf.writestr(name, data)
+        link = zipfile.ZipInfo('daisy/link.jpg')
+        link.external_attr = 0o120777 << 16
+        zf.writestr(link, 'img0.jpg')
+    result = prepare_flowers(archive, tmp_path / 'out', **QUIET)
+    assert {r['path']: r['reason'] for r in result.rejected} == {
+        'daisy/link.jpg': 'not extracted: a link to another member '
+        '(-> img0.jpg)'}
+    assert not (result.source_root / 'daisy' / 'link.jpg').exists()

@@ -58,7 +58,7 @@ def test_skip_run_trains_on_the_rest_warns_once_and_redraws(broken_data_root,
     config = tmp_path / 'delete_a_photo.py'
     config.write_text(
         f'_base_ = [{config_path("resnet18_flowers.py")!r}]\n'
-        "custom_imports = dict(imports=['flower_mm', "
+        "custom_imports = dict(imports=['flower_mm.registration', "
         "'broken_image_test_hooks'], allow_failed_imports=False)\n"
         f'default_hooks = dict(delete=dict(type="DeletePhotoHook", '
         f'path={str(deleted)!r}))\n')

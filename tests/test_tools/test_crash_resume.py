@@ -90,7 +90,8 @@ def test_sigkill_in_epoch_2_then_resume_equals_uninterrupted_run(
     park_config = tmp_path / 'park_in_epoch_2.py'
     park_config.write_text(
         f'_base_ = [{CONFIG!r}]\n'
-        "custom_imports = dict(imports=['flower_mm', 'crash_test_hooks'], "
+        "custom_imports = dict(imports=['flower_mm.registration', "
+        "'crash_test_hooks'], "
         'allow_failed_imports=False)\n'
         'default_hooks = dict(park=dict(type="ParkTrainingHook", epoch=2, '
         f'iter=1, marker={str(marker)!r}))\n')

@@ -106,7 +106,8 @@ def test_two_process_cpu_train_and_test(tmp_path, flower_data_root,
     with_hook.parent.mkdir()
     with_hook.write_text(
         f'_base_ = [{config!r}]\n'
-        "custom_imports = dict(imports=['flower_mm', 'dist_test_hooks'], "
+        "custom_imports = dict(imports=['flower_mm.registration', "
+        "'dist_test_hooks'], "
         'allow_failed_imports=False)\n'
         'default_hooks = dict(rank_params=dict(type="SaveRankParamsHook", '
         f'out_dir={str(tmp_path)!r}))\n')

@@ -1,8 +1,8 @@
 """Turn a public flower archive into verified, reproducible train/val folders.
 
 :func:`prepare_flowers` is the entry point; one module per step (download,
-archive, verify, split, manifest), none imports torch. The output layout is
-described in ``docs/data_preparation.md``.
+archive, verify, split with its manifest), none imports torch. The output
+layout is described in ``docs/data_preparation.md``.
 """
 from ..categories import FLOWER_CLASSES as CLASSES
 from ..categories import normalise_class_name
@@ -10,9 +10,8 @@ from .archive import extract_archive
 from .common import (DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_SOURCE_URL,
                      DEFAULT_VAL_RATIO, PreparationError, sha256_file)
 from .download import download_file
-from .manifest import PreparationResult, is_prepared
 from .prepare import prepare_flowers
-from .split import val_count
+from .split import PreparationResult, is_prepared, val_count
 
 __all__ = [
     'CLASSES', 'DEFAULT_SOURCE_URL', 'DEFAULT_OUT_DIR', 'DEFAULT_VAL_RATIO',

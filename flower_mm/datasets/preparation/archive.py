@@ -2,8 +2,9 @@
 
 ``tarfile``'s ``data_filter`` refuses links leaving the target and special
 files; ``zipfile`` never writes outside it. Added: absolute and ``..`` names
-are refused (not rewritten), zip symlinks are checked like tar's, hidden
-files and ``__MACOSX/`` are skipped, and every refusal is reported.
+are refused (not rewritten), zip symlinks are never extracted (those
+leaving the archive are refused as unsafe, as tar's), hidden files and
+``__MACOSX/`` are skipped, and every refusal is reported.
 """
 import json
 import os
@@ -65,34 +66,23 @@ def _extract_tar(archive: Path, dest: Path, refuse, track) -> None:
 
 def _extract_zip(archive: Path, dest: Path, refuse, track) -> None:
     with zipfile.ZipFile(archive) as zf:
-        infos, names = zf.infolist(), set(zf.namelist())
-        for info in track(infos, len(infos)):
-            name, source, mode = info.filename, info, info.external_attr >> 16
+        for info in track(zf.infolist(), len(zf.infolist())):
+            name, mode = info.filename, info.external_attr >> 16
             if stat.S_ISLNK(mode):  # zipfile would write the link's text
                 link = zf.read(info).decode('utf-8', 'replace')
                 target = posixpath.normpath(
                     posixpath.join(posixpath.dirname(name), link))
-                if link.startswith('/') or target.startswith('..'):
-                    refuse(name, OUTSIDE.format(link))
-                    continue
-                source = zf.getinfo(target) if target in names else None
-                if source is None or stat.S_ISLNK(source.external_attr >> 16):
-                    refuse(name, f'link to a file not in the archive '
-                           f'(-> {target})')
-                    continue
+                outside = link.startswith('/') or target.startswith('..')
+                refuse(name, OUTSIDE.format(link) if outside else
+                       f'not extracted: a link to another member (-> {link})')
             elif stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
                 refuse(name, UNSAFE + 'special file (device, FIFO)')
-                continue
-            try:  # an inner link becomes a copy of its target
-                (dest / name).parent.mkdir(parents=True, exist_ok=True)
-                if source is info:
+            else:
+                try:
                     zf.extract(info, dest)
-                else:
-                    with zf.open(source) as src, open(dest / name, 'wb') as f:
-                        shutil.copyfileobj(src, f)
-            except (OSError, zipfile.BadZipFile, RuntimeError,
-                    NotImplementedError) as e:  # encrypted, bad CRC...
-                refuse(name, f'not extracted: {e}')
+                except (OSError, zipfile.BadZipFile, RuntimeError,
+                        NotImplementedError) as e:  # encrypted, bad CRC...
+                    refuse(name, f'not extracted: {e}')
 
 
 def extract_archive(archive, dest, progress_bar: bool = True):

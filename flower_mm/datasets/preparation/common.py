@@ -1,6 +1,9 @@
-"""What the preparation steps share: defaults, the error, logging, hashing."""
+"""What the preparation steps share: defaults, the error, logging, hashing,
+the names never read."""
 import hashlib
+import os
 import sys
+from pathlib import Path
 from typing import Iterable, Optional
 
 from ...utils.user_errors import FlowerUserError
@@ -11,18 +14,10 @@ DEFAULT_SOURCE_URL = ('https://storage.googleapis.com/download.tensorflow.org/'
 DEFAULT_OUT_DIR = 'data/flower_dataset'
 DEFAULT_VAL_RATIO = 0.2
 DEFAULT_SEED = 0
-CHUNK = 1 << 20
 
 
 class PreparationError(FlowerUserError, RuntimeError):
     """The data could not be prepared; the message says why and what to do."""
-
-
-def by_hand(name: str, out_dir=None) -> str:
-    """How to get the data without our download."""
-    out = '' if out_dir is None else f' --out {out_dir}'
-    return ('Download it by hand (e.g. in a browser) and pass the file: '
-            f'python tools/prepare_flowers.py /path/to/{name}{out}')
 
 
 def log(msg: str, logger=None) -> None:
@@ -52,3 +47,22 @@ def ignored_reason(name: str) -> Optional[str]:
     if name == '__MACOSX':
         return 'macOS metadata folder'
     return 'hidden file or folder' if name.startswith('.') else None
+
+
+def sha256_tree(folder: Path) -> str:
+    """SHA-256 over the sorted "<relative path>\\0<sha256>\\n" of a folder's
+    files, leaving out what is never read (hidden files, ``__MACOSX``)."""
+    files = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not ignored_reason(d)]
+        files += [
+            (os.fsencode(Path(dirpath, n).relative_to(folder).as_posix()),
+             Path(dirpath, n)) for n in filenames if not ignored_reason(n)
+        ]
+    h = hashlib.sha256()
+    for key, path in sorted(files):
+        try:
+            h.update(key + b'\0' + sha256_file(path).encode() + b'\n')
+        except OSError:
+            h.update(key + b'\0unreadable\n')
+    return h.hexdigest()

@@ -8,7 +8,9 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from .common import CHUNK, PreparationError, by_hand, log, progress
+from .common import PreparationError, log, progress
+
+CHUNK = 1 << 20
 
 
 def download_file(url: str, dest_dir, retries: int = 3, backoff: float = 1.0,
@@ -45,8 +47,11 @@ def download_file(url: str, dest_dir, retries: int = 3, backoff: float = 1.0,
         except (OSError, http.client.HTTPException) as e:
             error = str(getattr(e, 'reason', None) or e) or type(e).__name__
     part.unlink(missing_ok=True)
-    raise PreparationError(f'could not download {url}: {error}. ' +
-                           by_hand(name, hint_out_dir))
+    out = '' if hint_out_dir is None else f' --out {hint_out_dir}'
+    raise PreparationError(
+        f'could not download {url}: {error}. Download it by hand (e.g. in a '
+        f'browser) and pass the file: python tools/prepare_flowers.py '
+        f'/path/to/{name}{out}')
 
 
 def _fetch(url: str, part: Path, timeout: float, progress_bar: bool) -> None:

@@ -1,6 +1,5 @@
 """The entry point: a source -> verified, reproducible train/val folders."""
 import fcntl
-import hashlib
 import os
 import re
 import shutil
@@ -12,13 +11,13 @@ from typing import Optional
 from ..categories import FLOWER_CLASSES
 from .archive import extract_once
 from .common import (DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_VAL_RATIO,
-                     DEFAULT_SOURCE_URL, PreparationError, ignored_reason, log,
-                     sha256_file)
+                     DEFAULT_SOURCE_URL, PreparationError, log, sha256_file,
+                     sha256_tree)
 from .download import download_file
-from .manifest import (FORCE, FORMAT_VERSION, PreparationResult,
-                       check_complete, load_manifest, missing_files,
-                       settings_conflict)
-from .split import REPORT_NAME, SPLIT_ENTRIES, SPLIT_RULE, split, write_split
+from .split import (FORCE, FORMAT_VERSION, REPORT_NAME, SPLIT_ENTRIES,
+                    SPLIT_RULE, PreparationResult, check_complete,
+                    load_manifest, missing_files, settings_conflict, split,
+                    write_split)
 from .verify import scan, verify
 
 DOWNLOADS_DIR = 'downloads'
@@ -39,7 +38,7 @@ class _Request:
     @cached_property
     def sha256(self) -> str:
         """SHA-256 of the local source."""
-        return _tree_sha256(self.local) if self.local.is_dir() else \
+        return sha256_tree(self.local) if self.local.is_dir() else \
             sha256_file(self.local)
 
 
@@ -56,7 +55,8 @@ def prepare_flowers(source=None, out_dir=DEFAULT_OUT_DIR,
     is :data:`DEFAULT_SOURCE_URL` or any split already in ``out_dir``. Only
     ``force`` replaces a split made otherwise. ``retries``, ``backoff`` and
     ``timeout`` (s) are the download's; ``logger`` is ``print_log``'s. The
-    result's ``already_prepared``: nothing was written. Raises :class:`PreparationError` saying what is wrong and what to do.
+    result's ``already_prepared``: nothing was written. Raises
+    :class:`PreparationError` saying what is wrong and what to do.
     """
     try:
         ratio_ok = 0 < float(val_ratio) < 1
@@ -210,22 +210,3 @@ def _relative(path: Path, out_dir: Path) -> str:
     """Paths under out_dir are stored relative to it (the split can move)."""
     return path.relative_to(out_dir).as_posix() if path.is_relative_to(
         out_dir) else str(path)
-
-
-def _tree_sha256(folder: Path) -> str:
-    """SHA-256 over the sorted "<relative path>\\0<sha256>\\n" of a folder's
-    files, leaving out what is never read (hidden files, ``__MACOSX``)."""
-    files = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if not ignored_reason(d)]
-        files += [
-            (os.fsencode(Path(dirpath, n).relative_to(folder).as_posix()),
-             Path(dirpath, n)) for n in filenames if not ignored_reason(n)
-        ]
-    h = hashlib.sha256()
-    for key, path in sorted(files):
-        try:
-            h.update(key + b'\0' + sha256_file(path).encode() + b'\n')
-        except OSError:
-            h.update(key + b'\0unreadable\n')
-    return h.hexdigest()

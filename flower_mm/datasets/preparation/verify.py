@@ -123,26 +123,19 @@ def _check(image: Image) -> Image:
 
 def verify(images: List[Image], workers: int, progress_bar: bool):
     """(kept images, rejections): undecodable files and duplicates out."""
-    from PIL import ImageFile
-    strict, ImageFile.LOAD_TRUNCATED_IMAGES = \
-        ImageFile.LOAD_TRUNCATED_IMAGES, False
     kept, rejected, first = [], [], {}
-    try:
-        with ThreadPoolExecutor(max(1, workers)) as pool:
-            for image in progress(pool.map(_check, images), progress_bar,
-                                  'Verifying images', len(images)):
-                for key, same in ((image.sha256, 'identical bytes'),
-                                  (image.pixel_sha256, 'identical pixels')):
-                    if not image.reason and key in first:
-                        image.reason = f'duplicate of {first[key]} ({same})'
-                if image.reason:
-                    rejected.append({'path': image.relpath,
-                                     'reason': image.reason,
-                                     'class': image.cls})
-                    continue
-                first.setdefault(image.sha256, image.relpath)
-                first.setdefault(image.pixel_sha256, image.relpath)
-                kept.append(image)
-    finally:
-        ImageFile.LOAD_TRUNCATED_IMAGES = strict
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        for image in progress(pool.map(_check, images), progress_bar,
+                              'Verifying images', len(images)):
+            for key, same in ((image.sha256, 'identical bytes'),
+                              (image.pixel_sha256, 'identical pixels')):
+                if not image.reason and key in first:
+                    image.reason = f'duplicate of {first[key]} ({same})'
+            if image.reason:
+                rejected.append({'path': image.relpath,
+                                 'reason': image.reason, 'class': image.cls})
+                continue
+            first.setdefault(image.sha256, image.relpath)
+            first.setdefault(image.pixel_sha256, image.relpath)
+            kept.append(image)
     return kept, rejected
