@@ -29,9 +29,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # What the tools import; more only costs the server's start.
-PRELOAD = ('flower_mm', 'mmpretrain.apis', 'mmpretrain.models',
-           'mmpretrain.evaluation', 'mmengine.runner', 'onnxruntime', 'onnx',
-           'cv2', 'matplotlib', 'pytorch_grad_cam')
+PRELOAD = ('flower_mm.registration', 'mmpretrain.apis',
+           'mmpretrain.models', 'mmpretrain.evaluation', 'mmengine.runner',
+           'onnxruntime', 'onnx', 'cv2', 'matplotlib', 'pytorch_grad_cam')
 # Variables read when a process or a native library starts, not later: a
 # run that changes them gets a fresh interpreter.
 START_ONLY_ENV = ('LD_', 'MALLOC_', 'OMP_', 'MKL_', 'KMP_', 'CUDA_',

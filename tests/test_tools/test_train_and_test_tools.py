@@ -1,6 +1,5 @@
 """tools/train.py and tools/test.py end to end, run as a user runs them."""
 import json
-import os.path as osp
 import pickle
 import re
 from pathlib import Path
