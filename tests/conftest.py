@@ -242,6 +242,25 @@ def start_tool(args, cwd, log_path, env=None):
                                 start_new_session=True)
 
 
+def run_at_once(work, times: int = 3):
+    """``work()`` in ``times`` threads started together, as the ranks of a
+    distributed run: (the values returned, the exceptions raised)."""
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(work())
+        except Exception as e:  # noqa: BLE001 (returned to the test)
+            errors.append(e)
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results, errors
+
+
 @pytest.fixture
 def repo_root() -> Path:
     return REPO_ROOT

@@ -90,8 +90,7 @@ class ToolForkServer:
     def start(self, argv, cwd, env, stdout, stderr) -> ToolProcess:
         """Start ``python ARGV`` appending to the files ``stdout`` and
         ``stderr`` (the same path: both into one file)."""
-        if self.proc is None or self.proc.poll() is not None:
-            self._start_server()
+        self._ensure_server()
         request = dict(argv=[str(a) for a in argv], cwd=str(cwd), env=env,
                        stdout=str(stdout), stderr=str(stderr))
         self.proc.stdin.write(json.dumps(request).encode() + b'\n')
@@ -103,8 +102,7 @@ class ToolForkServer:
 
     def run(self, argv, cwd, env, timeout):
         """Like ``subprocess.run(capture_output=True, text=True)``."""
-        if self.proc is None or self.proc.poll() is not None:
-            self._start_server()
+        self._ensure_server()
         n = next(self.count)
         out, err = (self.outputs / f'{n}.{name}'
                     for name in ('stdout', 'stderr'))
@@ -124,7 +122,9 @@ class ToolForkServer:
         err.unlink()
         return result
 
-    def _start_server(self):
+    def _ensure_server(self):
+        if self.proc is not None and self.proc.poll() is None:
+            return
         self.env = dict(os.environ)
         self.outputs = Path(tempfile.mkdtemp(prefix='tool-forkserver-'))
         self.log = tempfile.TemporaryFile()  # the server's own output

@@ -3,7 +3,7 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-from conftest import make_flower_dataset, make_flower_image
+from conftest import make_flower_dataset, make_flower_image, run_at_once
 
 from flower_mm.datasets import FLOWER_CLASSES, FlowerDataError, FlowerDataset
 
@@ -143,24 +143,11 @@ def test_prepare_must_be_a_known_mode(data_root):
 def test_processes_building_at_once_prepare_once(tmp_path):
     """As the ranks of a distributed run: one prepares, the others wait
     for it (the preparation's lock) and read its split."""
-    import threading
     write_raw_photos(tmp_path / 'raw', FLOWER_CLASSES)
     data_root = tmp_path / 'flower_dataset'
-    sizes, errors = [], []
-
-    def build():
-        try:
-            sizes.append(len(FlowerDataset(
-                data_root=str(data_root), data_prefix='train',
-                prepare_source=str(tmp_path / 'raw'))))
-        except Exception as e:  # noqa: BLE001 (reported below)
-            errors.append(e)
-
-    threads = [threading.Thread(target=build) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    sizes, errors = run_at_once(lambda: len(FlowerDataset(
+        data_root=str(data_root), data_prefix='train',
+        prepare_source=str(tmp_path / 'raw'))))
     assert errors == [] and sizes == [20, 20, 20]
     assert not list(data_root.glob('.staging-*'))
     assert len(list(data_root.glob('train/*/*.jpg'))) == 20

@@ -11,14 +11,13 @@ import socket
 import subprocess
 import sys
 import tarfile
-import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import PREPARE_QUIET as QUIET
-from conftest import HTTPFiles, random_jpeg
+from conftest import HTTPFiles, random_jpeg, run_at_once
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
@@ -331,19 +330,8 @@ def test_incomplete_split_is_detected(archives, tmp_path):
 def test_concurrent_runs_prepare_once(archives, tmp_path):
     """Training ranks that all call prepare_flowers get one split."""
     out = tmp_path / 'out'
-    results, errors = [], []
-
-    def run():
-        try:
-            results.append(prepare_flowers(archives['tgz'], out, **QUIET))
-        except Exception as e:  # pragma: no cover - reported below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run) for _ in range(3)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results, errors = run_at_once(
+        lambda: prepare_flowers(archives['tgz'], out, **QUIET))
     assert not errors
     assert sorted(r.already_prepared for r in results) == [False, True, True]
     assert len(os.listdir(out / 'extracted')) == 2  # one folder, one .json
