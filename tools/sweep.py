@@ -10,15 +10,10 @@ val top-1 of every run, beside the report's figures, go to
 <work-root>/results.md, results.csv and results.png.
 """
 import argparse
-import os.path as osp
 import signal
-import sys
 
-# Make `flower_mm` importable when run as `python tools/sweep.py`.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from flower_mm.experiments import EXPERIMENTS, Sweep  # noqa: E402
-from flower_mm.utils import AMP_FLAG_HELP, exit_on_user_error  # noqa: E402
+from flower_mm.experiments import EXPERIMENTS, Sweep
+from flower_mm.utils import AMP_FLAG_HELP, exit_on_user_error
 
 
 def experiments_help() -> str:
