@@ -36,6 +36,10 @@ custom_hooks = [
     dict(type='BrokenImageHook'),
 ]
 randomness = dict(seed=0, deterministic=False)
+# torch.compile of the network's forward where it repays its compile time
+# (FlowerRunner; docs/speed.md): long runs on CPUs with native bf16.
+# Off: --cfg-options compile=False; always: compile=True.
+compile = 'auto'
 # MMEngine's Runner that also runs data-parallel without GPUs, with gloo
 # instead of env_cfg.dist_cfg.backend='nccl' (docs/distributed.md). Scoped:
 # the tools look it up before the Runner sets the default scope.

@@ -21,6 +21,8 @@ from ...datasets.class_folder_dataset import dataset_classes
 from ...utils.config_checks import ConfigError
 from ...utils.num_classes import set_auto_num_classes, uses_auto_num_classes
 from ...utils.machine import resolve_num_workers
+from .torch_compile import (compile_forward, compile_pays,
+                            compiler_unavailable_reason)
 
 
 @RUNNERS.register_module()
@@ -48,6 +50,12 @@ class FlowerRunner(Runner):
     the number of classes of the run's dataset before building the model,
     so a config for any class-folder dataset need not count its classes
     (``configs/resnet50_custom_folders.py``).
+
+    ``compile`` (MMEngine's key: False, True or ``torch.compile``'s
+    options) compiles the network's forward (:func:`compile_forward`), not
+    ``train_step``, in training (validation shares it) and in
+    ``tools/test.py``; ``'auto'`` compiles where it pays
+    (:func:`compile_pays`), saying so in one log line.
     """
 
     @staticmethod
@@ -95,6 +103,42 @@ class FlowerRunner(Runner):
         print_log(
             f'num_classes=auto: {len(classes)} classes '
             f'({", ".join(classes)})', logger='current')
+
+    def _maybe_compile(self, target: str) -> None:
+        """MMEngine calls it to compile ``train_step`` before training."""
+        loop = self.train_loop
+        images = (loop.max_iters - loop.iter) * self.world_size * getattr(
+            loop.dataloader, 'batch_size', 1)
+        self._compile_forward(images, training=True)
+
+    def build_test_loop(self, loop):
+        loop = super().build_test_loop(loop)
+        self._compile_forward(len(loop.dataloader.dataset), training=False)
+        return loop
+
+    def _compile_forward(self, num_images: int, training: bool) -> None:
+        """Compile the model's forward as ``cfg.compile`` says."""
+        option = self.cfg.get('compile', None)
+        device_type = get_device()
+        if option == 'auto':
+            pays, why = compile_pays(device_type, num_images, training)
+            print_log(f"compile='auto': "
+                      f"{'compiled' if pays else 'eager'} ({why})",
+                      logger='current')
+            if not pays:
+                return
+            option = True
+        if not option:
+            return
+        reason = compiler_unavailable_reason(device_type)
+        if reason:
+            raise ConfigError(f'compile={option!r}: {reason}; or set '
+                              'compile=False.')
+        compile_forward(self.model, inference=not training,
+                        **(option if isinstance(option, dict) else {}))
+        print_log('compile: the model\'s forward is compiled (Inductor); '
+                  'its first iterations take the compile time',
+                  logger='current')
 
     def setup_env(self, env_cfg: Dict) -> None:
         if self.distributed and not is_distributed() \

@@ -1,0 +1,117 @@
+"""``torch.compile`` of a classifier's forward, and when it pays.
+
+What is compiled is the network (``model.extract_feat``: backbone and
+neck), not MMEngine's ``train_step``: compiling the whole step (data
+preprocessor, loss, backward, optimizer) ran 7x slower than eager on a
+2-core CPU, while the forward alone, with its backward, trains 1.2-1.3x
+faster and predicts 3-4x faster (docs/benchmarks.md). Checkpoints keep
+their keys: only a bound method is replaced, no module is wrapped.
+
+Compiling costs 20-50 s on 2 CPU cores (less with Inductor's on-disk cache,
+which a second run of the same model hits), so ``'auto'`` compiles only
+where the measured gain repays it: on CPUs with native bf16 (AVX512-BF16,
+AMX), for enough images (:func:`compile_pays`).
+"""
+from contextlib import contextmanager
+from typing import Iterator, Optional, Tuple
+
+import torch
+from mmengine.model import is_model_wrapper
+from torch.utils._pytree import tree_map
+
+from ...utils.precision import cpu_has_native_bf16
+
+# Images from which compiling pays, compile time included, on a 2-core CPU
+# with native bf16 (docs/speed.md): training gains ~7 ms per image and
+# compiling forward and backward takes ~50 s; inference gains ~11 ms per
+# image and its compile takes ~30 s.
+MIN_TRAIN_IMAGES = 20000
+MIN_INFER_IMAGES = 3000
+
+
+def compiler_unavailable_reason(device_type: str = 'cpu') -> Optional[str]:
+    """Why Inductor cannot compile for ``device_type`` here (no C++
+    compiler, no Triton), or None when it can."""
+    if device_type == 'cpu':
+        from torch._inductor.cpp_builder import get_cpp_compiler
+        try:
+            get_cpp_compiler()
+        except Exception as err:  # InvalidCxxCompiler, or a broken one
+            return (f'torch.compile needs a C++ compiler on the CPU: {err} '
+                    '(install g++, or set CXX)')
+        return None
+    if device_type == 'cuda':
+        from torch.utils._triton import has_triton
+        return None if has_triton() else (
+            'torch.compile needs Triton on the GPU (pip install triton)')
+    return f'torch.compile is not set up for {device_type} here'
+
+
+def compile_pays(device_type: str, num_images: float,
+                 training: bool) -> Tuple[bool, str]:
+    """Whether ``'auto'`` compiles a run of ``num_images`` (training or
+    inference) on ``device_type``, and why, in a few words."""
+    if device_type != 'cpu' or not cpu_has_native_bf16():
+        where = 'a GPU' if device_type != 'cpu' else \
+            'a CPU without native bf16'
+        return False, f'not measured faster on {where}'
+    least = MIN_TRAIN_IMAGES if training else MIN_INFER_IMAGES
+    job = 'training' if training else 'inference'
+    if num_images < least:
+        return False, (f'{num_images:,} {job} images, fewer than the '
+                       f'{least:,} that repay compiling')
+    reason = compiler_unavailable_reason(device_type)
+    if reason:
+        return False, reason
+    count = 'a long-lived service' if num_images == float('inf') else \
+        f'{num_images:,} {job} images'
+    return True, f'{count} on a CPU with native bf16'
+
+
+def compile_forward(model: torch.nn.Module, inference: bool = False,
+                    **options) -> torch.nn.Module:
+    """Compile ``model.extract_feat`` in place (Inductor), its batch axis
+    dynamic (a last, smaller batch or a service's varying batches do not
+    recompile); ``model`` may be wrapped (DDP). ``inference``: weights
+    frozen into the graph (Inductor's ``freezing``), for a model that no
+    longer trains. ``options``: ``torch.compile``'s keyword arguments."""
+    module = model.module if is_model_wrapper(model) else model
+    if 'extract_feat' in vars(module):
+        return model  # compiled already
+    inductor = dict(options.pop('options', None) or {})
+    if inference:
+        inductor.setdefault('freezing', True)
+    compiled = torch.compile(
+        module.extract_feat, options=inductor or None, **options)
+
+    def extract_feat(inputs, *args, **kwargs):
+        # torch.compile specialises a batch of one; in inference, run it
+        # as two so that one graph serves every batch size.
+        single = inference and inputs.shape[0] == 1
+        if single:
+            inputs = torch.cat([inputs, inputs])
+        torch._dynamo.maybe_mark_dynamic(inputs, 0)
+        feats = compiled(inputs, *args, **kwargs)
+        return tree_map(lambda t: t[:1], feats) if single else feats
+
+    module.extract_feat = extract_feat
+    return model
+
+
+def is_compiled(model: torch.nn.Module) -> bool:
+    """Whether :func:`compile_forward` compiled ``model``."""
+    module = model.module if is_model_wrapper(model) else model
+    return 'extract_feat' in vars(module)
+
+
+@contextmanager
+def eager_forward(model: torch.nn.Module) -> Iterator[None]:
+    """The model's uncompiled forward while inside (e.g. for gradients of
+    its layers, which a compiled graph does not hand to module hooks)."""
+    module = model.module if is_model_wrapper(model) else model
+    compiled = vars(module).pop('extract_feat', None)
+    try:
+        yield
+    finally:
+        if compiled is not None:
+            module.extract_feat = compiled
