@@ -1,7 +1,7 @@
-"""Export a trained checkpoint for deployment: TorchScript and/or ONNX.
+"""Export a trained checkpoint for deployment: TorchScript, ONNX, OpenVINO.
 
     python tools/export.py CONFIG CHECKPOINT
-        --format {torchscript,onnx,onnx-int8}...
+        --format {torchscript,onnx,onnx-int8,openvino,openvino-int8}...
         [--out DIR] [--check-images IMAGE...] [--num-check-images N]
         [--tolerance T] [--calib-images N | --calib-dir DIR]
         [--verify-images N] [--min-agreement FRACTION]
@@ -11,8 +11,10 @@ Each export takes float32 RGB images [batch, 3, H, W] with values 0-255
 (normalisation is inside) and returns softmax scores; its batch axis is
 dynamic. It is loaded back and checked against PyTorch on real images, and
 <export>.json next to it describes the preprocessing and the check.
-``onnx-int8`` is the ONNX export quantized statically to int8 (calibrated
-on training photos); its check is top-1 agreement with PyTorch float32 on
+``openvino`` is the OpenVINO IR (.xml + .bin) of the ONNX export, by
+OpenVINO's own converter. ``onnx-int8`` (onnxruntime's quantizer) and
+``openvino-int8`` (NNCF) are quantized statically to int8, calibrated on
+training photos; their check is top-1 agreement with PyTorch float32 on
 validation photos, at least --min-agreement.
 Exit code: 0 on success, 1 when a check fails, 2 for usage errors.
 """
@@ -37,15 +39,16 @@ from flower_mm.utils import (add_checkpoint_arguments,
 
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description='Export a checkpoint to TorchScript / ONNX')
+        description='Export a checkpoint to TorchScript / ONNX / OpenVINO')
     add_checkpoint_arguments(parser)
     parser.add_argument(
         '--format',
         nargs='+',
         required=True,
         choices=list(EXPORT_FORMATS),
-        help='one or more export formats; onnx-int8 is ONNX quantized to '
-        'int8, fastest on CPUs')
+        help='one or more export formats; openvino-int8 (NNCF) and '
+        'onnx-int8 (onnxruntime) are quantized to int8; on CPUs with native '
+        'bf16, openvino-int8 is the fastest (docs/speed.md)')
     parser.add_argument(
         '--out', help='output folder; default: <checkpoint folder>/export')
     parser.add_argument(
@@ -69,22 +72,22 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--calib-images',
         type=int,
         default=DEFAULT_CALIB_IMAGES,
-        help='onnx-int8: training photos (seeded choice) to calibrate the '
+        help='int8: training photos (seeded choice) to calibrate the '
         'int8 ranges on (default %(default)d)')
     calib.add_argument(
         '--calib-dir',
-        help='onnx-int8: calibrate on the images under this folder instead')
+        help='int8: calibrate on the images under this folder instead')
     parser.add_argument(
         '--verify-images',
         type=int,
         default=DEFAULT_VERIFY_IMAGES,
-        help='onnx-int8: validation photos (seeded choice) to compare with '
+        help='int8: validation photos (seeded choice) to compare with '
         'PyTorch float32 on (default %(default)d, all if fewer)')
     parser.add_argument(
         '--min-agreement',
         type=float,
         default=DEFAULT_MIN_AGREEMENT,
-        help='onnx-int8: fail when the top-1 class agrees with PyTorch '
+        help='int8: fail when the top-1 class agrees with PyTorch '
         'float32 on fewer than this fraction of the validation photos '
         '(default %(default)g)')
     return parser

@@ -1,5 +1,5 @@
-"""Export a trained classifier to TorchScript or ONNX (float32 or int8),
-checked against PyTorch.
+"""Export a trained classifier to TorchScript, ONNX or OpenVINO (float32 or
+int8), checked against PyTorch.
 
 The exported model takes what a deployer can produce with any image
 library and does the rest itself::
@@ -24,22 +24,29 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
 from ..utils.num_classes import resolve_from_checkpoint
-from .quantize import (CALIB_SEED, DEFAULT_CALIB_IMAGES,
+from .quantize import (CALIB_SEED, CONTROL_SEED, DEFAULT_CALIB_IMAGES,
                        DEFAULT_MIN_AGREEMENT, DEFAULT_VERIFY_IMAGES,
-                       QuantizationAgreementError, build_dataset_on_disk,
-                       file_samples, ort_session, quantize_onnx,
+                       ONNX_INT8_METHOD, QuantizationAgreementError,
+                       file_samples, quantize_onnx, quantize_openvino,
                        split_samples, verify_agreement)
+from .runtime import (OnnxRuntimeSession, OpenVINOSession,
+                      RuntimeUnavailableError, build_dataset_on_disk,
+                      build_pipeline, deploy_inputs,
+                      openvino_unavailable_reason, test_pipeline_steps)
 
 EXPORT_FORMATS = {
     'torchscript': '.torchscript.pt',
     'onnx': '.onnx',
     'onnx-int8': '.int8.onnx',
+    'openvino': '.xml',
+    'openvino-int8': '.int8.xml',
 }
+INT8_FORMATS = ('onnx-int8', 'openvino-int8')
 # Float32 CPU inference of the same graph differs by about 1e-6; 1e-4 on
 # probabilities flags real divergence (wrong preprocessing, ops) only.
 DEFAULT_TOLERANCE = 1e-4
@@ -50,8 +57,9 @@ class ExportParityError(RuntimeError):
     """An exported model's outputs differ from PyTorch's."""
 
 
-class DeployableClassifier(torch.nn.Module):
-    """An MMPretrain ``ImageClassifier`` taking float RGB 0-255 images.
+class ExportableClassifier(torch.nn.Module):
+    """What every export holds: an MMPretrain ``ImageClassifier`` taking
+    float RGB 0-255 images and returning softmax scores.
 
     Args:
         model: The classifier, with its ``ClsDataPreprocessor``.
@@ -80,6 +88,11 @@ def load_classifier(config, checkpoint: str):
     return model.eval()
 
 
+def to_rgb(model) -> bool:
+    """Whether the model's data preprocessor turns BGR batches to RGB."""
+    return bool(getattr(model.data_preprocessor, 'to_rgb', False))
+
+
 def load_check_batch(cfg: Config,
                      num_images: int = 8,
                      image_paths: Optional[Sequence[str]] = None) -> dict:
@@ -88,16 +101,12 @@ def load_check_batch(cfg: Config,
     Taken from ``image_paths`` when given, else the first ``num_images``
     of the config's test dataset.
     """
-    from mmpretrain.registry import TRANSFORMS
-    with DefaultScope.overwrite_default_scope('mmpretrain'):
-        if image_paths:
-            pipeline = Compose([
-                TRANSFORMS.build(t)
-                for t in cfg.test_dataloader.dataset.pipeline
-            ])
-            samples = [pipeline(dict(img_path=p)) for p in image_paths]
-        else:
-            dataset = build_dataset_on_disk(cfg.test_dataloader.dataset)
+    if image_paths:
+        pipeline = build_pipeline(test_pipeline_steps(cfg))
+        samples = [pipeline(dict(img_path=p)) for p in image_paths]
+    else:
+        dataset = build_dataset_on_disk(cfg.test_dataloader.dataset)
+        with DefaultScope.overwrite_default_scope('mmpretrain'):
             samples = [
                 dataset[i] for i in range(min(num_images, len(dataset)))
             ]
@@ -110,14 +119,6 @@ def load_check_batch(cfg: Config,
             'export needs a fixed size: end test_dataloader.dataset.pipeline '
             'with a CenterCrop or a fixed-size Resize.')
     return pseudo_collate(samples)
-
-
-def deploy_inputs(model, batch: dict) -> torch.Tensor:
-    """The float tensor the exported model takes, from a collated batch."""
-    images = torch.stack(batch['inputs']).float()
-    if getattr(model.data_preprocessor, 'to_rgb', False):
-        images = images[:, [2, 1, 0]]  # the pipeline yields BGR
-    return images.contiguous()
 
 
 def export_torchscript(module: torch.nn.Module, example: torch.Tensor,
@@ -158,17 +159,35 @@ def export_onnx(module: torch.nn.Module, example: torch.Tensor,
     return out_file
 
 
+def require_openvino() -> None:
+    reason = openvino_unavailable_reason()
+    if reason:
+        raise RuntimeUnavailableError(
+            f'cannot export to OpenVINO: {reason}.')
+
+
+def export_openvino(onnx_file: str, out_file: str) -> str:
+    """The OpenVINO IR (``.xml`` + ``.bin``) of an ONNX export, by
+    OpenVINO's own converter; weights kept in float32 (``save_model``
+    would halve them to fp16 otherwise)."""
+    import openvino
+    openvino.save_model(openvino.convert_model(onnx_file), out_file,
+                        compress_to_fp16=False)
+    return out_file
+
+
 def run_export(fmt: str, export_file: str,
                images: torch.Tensor) -> np.ndarray:
-    """Load an export back, as a deployer would, and run it."""
+    """Load an export back, as a deployer would, and run it in float32."""
     if fmt == 'torchscript':
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', FutureWarning)
             loaded = torch.jit.load(export_file, map_location='cpu')
         with torch.no_grad():
             return loaded(images).numpy()
-    session = ort_session(export_file)
-    return session.run(['scores'], {'input': images.numpy()})[0]
+    session = (OnnxRuntimeSession(export_file) if fmt == 'onnx' else
+               OpenVINOSession(export_file, float_precision='float32'))
+    return session.run(images.numpy())
 
 
 def preprocessing_description(cfg: Config, model, input_size,
@@ -177,19 +196,18 @@ def preprocessing_description(cfg: Config, model, input_size,
     from mmpretrain.registry import TRANSFORMS
     steps = []
     with DefaultScope.overwrite_default_scope('mmpretrain'):
-        for t in cfg.test_dataloader.dataset.pipeline:
+        for t in test_pipeline_steps(cfg):
             if 'LoadImage' in t['type'] or t['type'] == 'PackInputs':
                 continue
             steps.append(dict(t, details=repr(TRANSFORMS.build(t))))
     preprocessor = model.data_preprocessor
-    to_rgb = bool(getattr(preprocessor, 'to_rgb', False))
     normalise = getattr(preprocessor, '_enable_normalize', False)
     return {
         'decode': 'read the photo as 8-bit, 3 channels (grayscale '
         'replicated, transparency flattened onto white), EXIF-rotated',
         'steps': steps,
         'input_size': {'height': input_size[0], 'width': input_size[1]},
-        'channel_order': 'RGB' if to_rgb else 'BGR',
+        'channel_order': 'RGB' if to_rgb(model) else 'BGR',
         'layout': 'NCHW',
         'dtype': 'float32',
         'value_range': [0, 255],
@@ -220,9 +238,9 @@ def export_classifier(config,
     preprocessor, network, softmax) on real images through the test
     pipeline. Each float export is loaded back and run on the same images
     in one batch larger than the traced one, which also checks the dynamic
-    batch axis. ``onnx-int8`` quantizes the ONNX export, calibrated on
-    ``calib_images`` photos of the training split (or
-    ``calib_image_paths``), and checks top-1 agreement with PyTorch on
+    batch axis. The int8 formats quantize the float32 export, calibrated
+    on ``calib_images`` photos of the training split (or
+    ``calib_image_paths``), and check top-1 agreement with PyTorch on
     ``verify_images`` photos of the validation split instead (see
     :mod:`.quantize`). A JSON describing the preprocessing and the check is
     written next to each export.
@@ -233,9 +251,11 @@ def export_classifier(config,
     Raises:
         ExportParityError: a float export's scores differ from PyTorch's by
             more than ``tolerance`` (its files and JSON are still written).
-        QuantizationAgreementError: the int8 model's top-1 agrees with
+        QuantizationAgreementError: an int8 model's top-1 agrees with
             PyTorch's on fewer than ``min_agreement`` of the photos (its
             files and JSON are still written).
+        RuntimeUnavailableError: an OpenVINO format where OpenVINO cannot
+            run.
     """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
     resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
@@ -243,6 +263,8 @@ def export_classifier(config,
     if unknown:
         raise ValueError(f'Unknown export formats {unknown}; choose from '
                          f'{list(EXPORT_FORMATS)}.')
+    if any(f.startswith('openvino') for f in formats):
+        require_openvino()
     name = name or osp.splitext(osp.basename(cfg.filename or 'model'))[0]
     model = load_classifier(cfg, checkpoint)
     # get_model reads the class names from the checkpoint's dataset_meta.
@@ -253,13 +275,15 @@ def export_classifier(config,
     with torch.no_grad():
         reference = torch.stack(
             [s.pred_score for s in model.test_step(batch)]).numpy()
-    images = deploy_inputs(model, batch)
-    deployable = DeployableClassifier(model).eval()
+    images = deploy_inputs(batch, to_rgb(model))
+    exportable = ExportableClassifier(model).eval()
     # Trace on fewer images than the check uses, so the check exercises a
     # batch size the export never saw.
     example = images[:max(1, min(2, len(images) - 1))]
-
     os.makedirs(out_dir, exist_ok=True)
+
+    def path(fmt: str) -> str:
+        return osp.join(out_dir, name + EXPORT_FORMATS[fmt])
 
     def describe(fmt: str, export_file: str, check: dict) -> dict:
         meta = {
@@ -291,44 +315,48 @@ def export_classifier(config,
 
     described = []
     failures = []
-    for fmt in (f for f in formats if f != 'onnx-int8'):
-        export_file = osp.join(out_dir, name + EXPORT_FORMATS[fmt])
-        print_log(f'Exporting {fmt} to {export_file}', logger='current')
-        (export_torchscript if fmt == 'torchscript' else export_onnx)(
-            deployable, example, export_file)
-        scores = run_export(fmt, export_file, images)
-        max_diff = float(np.abs(scores - reference).max())
-        passed = scores.shape == reference.shape and max_diff <= tolerance
-        described.append(describe(fmt, export_file, {'parity': {
-            'reference': 'PyTorch, MMPretrain model.test_step',
-            'num_images': int(len(images)),
-            'traced_batch_size': int(len(example)),
-            'max_abs_diff_scores': max_diff,
-            'tolerance': tolerance,
-            'top1_agree': bool(
-                (scores.argmax(1) == reference.argmax(1)).all()),
-            'passed': bool(passed),
-        }}))
-        print_log(
-            f'{fmt}: max |score difference| vs PyTorch on {len(images)} '
-            f'images = {max_diff:.2e} (tolerance {tolerance:.0e}): '
-            f'{"OK" if passed else "FAILED"}',
-            logger='current')
-        if not passed:
-            failures.append(f'{fmt} ({export_file}): max difference '
-                            f'{max_diff:.2e} > {tolerance:.0e}')
-    if failures:
-        raise ExportParityError(
-            'Exported scores differ from PyTorch\'s: ' + '; '.join(failures)
-            + '. Do not deploy these files; check the export warnings above.')
+    with tempfile.TemporaryDirectory() as tmp:
+        # The ONNX export is what OpenVINO and the quantizers start from.
+        onnx_file = path('onnx') if 'onnx' in formats else osp.join(
+            tmp, 'fp32.onnx')
+        if any(f != 'torchscript' for f in formats):
+            export_onnx(exportable, example, onnx_file)
+        for fmt in (f for f in formats if f not in INT8_FORMATS):
+            export_file = path(fmt)
+            print_log(f'Exporting {fmt} to {export_file}', logger='current')
+            if fmt == 'torchscript':
+                export_torchscript(exportable, example, export_file)
+            elif fmt == 'openvino':
+                export_openvino(onnx_file, export_file)
+            scores = run_export(fmt, export_file, images)
+            max_diff = float(np.abs(scores - reference).max())
+            passed = scores.shape == reference.shape and max_diff <= tolerance
+            described.append(describe(fmt, export_file, {'parity': {
+                'reference': 'PyTorch, MMPretrain model.test_step',
+                'num_images': int(len(images)),
+                'traced_batch_size': int(len(example)),
+                'max_abs_diff_scores': max_diff,
+                'tolerance': tolerance,
+                'top1_agree': bool(
+                    (scores.argmax(1) == reference.argmax(1)).all()),
+                'passed': bool(passed),
+            }}))
+            print_log(
+                f'{fmt}: max |score difference| vs PyTorch on {len(images)} '
+                f'images = {max_diff:.2e} (tolerance {tolerance:.0e}): '
+                f'{"OK" if passed else "FAILED"}',
+                logger='current')
+            if not passed:
+                failures.append(f'{fmt} ({export_file}): max difference '
+                                f'{max_diff:.2e} > {tolerance:.0e}')
+        if failures:
+            raise ExportParityError(
+                'Exported scores differ from PyTorch\'s: ' +
+                '; '.join(failures) + '. Do not deploy these files; check '
+                'the export warnings above.')
 
-    if 'onnx-int8' in formats:
-        int8_file = osp.join(out_dir, name + EXPORT_FORMATS['onnx-int8'])
-        with tempfile.TemporaryDirectory() as tmp:
-            fp32_file = (osp.join(out_dir, name + EXPORT_FORMATS['onnx'])
-                         if 'onnx' in formats else
-                         export_onnx(deployable, example,
-                                     osp.join(tmp, 'fp32.onnx')))
+        int8_formats = [f for f in formats if f in INT8_FORMATS]
+        if int8_formats:
             if calib_image_paths:
                 calib = file_samples(cfg, calib_image_paths)
                 source = 'given files'
@@ -336,39 +364,53 @@ def export_classifier(config,
                 calib = split_samples(cfg, 'train_dataloader', calib_images)
                 source = (f'seeded choice (seed {CALIB_SEED}) of the '
                           'training split')
+            verify = split_samples(cfg, 'val_dataloader', verify_images)
+        for fmt in int8_formats:
+            int8_file = path(fmt)
             print_log(f'Quantizing to {int8_file}, calibrated on '
                       f'{len(calib)} photos ({source})', logger='current')
-            quantize_onnx(fp32_file, int8_file, model, calib)
-        agreement = verify_agreement(
-            model, ort_session(int8_file),
-            split_samples(cfg, 'val_dataloader', verify_images),
-            min_agreement)
-        described.append(describe('onnx-int8', int8_file, {
-            'calibration': {
-                'num_images': len(calib),
-                'source': source,
-                'method': 'onnxruntime quantize_static, QDQ, MinMax, int8 '
-                'activations, per-channel int8 weights, softmax in float',
-            },
-            'agreement': agreement,
-        }))
-        summary = (
-            f'top-1 agrees with PyTorch float32 on '
-            f'{100 * agreement["top1_agreement"]:.1f} % of '
-            f'{agreement["num_images"]} validation photos')
-        print_log(
-            f'onnx-int8: {summary}; top-1 accuracy int8 '
-            f'{100 * agreement["top1_accuracy_int8"]:.1f} %, float32 '
-            f'{100 * agreement["top1_accuracy_fp32"]:.1f} %; max |score '
-            f'difference| {agreement["max_abs_diff_scores"]:.3f}',
-            logger='current')
-        if not agreement['passed']:
-            raise QuantizationAgreementError(
-                f'{int8_file}: {summary}, below the required '
-                f'{100 * min_agreement:g} %; do not deploy it: calibrate on '
-                'more, or more typical, photos (--calib-images, '
-                '--calib-dir) or export float32 ONNX instead.')
+            calibration = dict(num_images=len(calib), source=source)
+            if fmt == 'onnx-int8':
+                quantize_onnx(onnx_file, int8_file, calib, to_rgb(model))
+                calibration['method'] = ONNX_INT8_METHOD
+                session = OnnxRuntimeSession(int8_file, int8=True)
+            else:
+                import openvino
+                control = split_samples(cfg, 'train_dataloader',
+                                        calib_images, seed=CONTROL_SEED)
+                calibration.update(quantize_openvino(
+                    openvino.convert_model(onnx_file), int8_file, calib,
+                    control, to_rgb(model), min_agreement))
+                # The float layers in float32: the check is of int8 alone.
+                session = OpenVINOSession(int8_file, 'float32', int8=True)
+            agreement = verify_agreement(model, session, verify,
+                                         min_agreement, to_rgb(model))
+            described.append(describe(fmt, int8_file, {
+                'calibration': calibration,
+                'agreement': agreement,
+            }))
+            _check_agreement(fmt, int8_file, agreement, min_agreement)
     return described
+
+
+def _check_agreement(fmt: str, int8_file: str, agreement: dict,
+                     min_agreement: float) -> None:
+    """Log the int8 check; refuse the model below ``min_agreement``."""
+    summary = (f'top-1 agrees with PyTorch float32 on '
+               f'{100 * agreement["top1_agreement"]:.1f} % of '
+               f'{agreement["num_images"]} validation photos')
+    print_log(
+        f'{fmt}: {summary}; top-1 accuracy int8 '
+        f'{100 * agreement["top1_accuracy_int8"]:.1f} %, float32 '
+        f'{100 * agreement["top1_accuracy_fp32"]:.1f} %; max |score '
+        f'difference| {agreement["max_abs_diff_scores"]:.3f}',
+        logger='current')
+    if not agreement['passed']:
+        raise QuantizationAgreementError(
+            f'{int8_file}: {summary}, below the required '
+            f'{100 * min_agreement:g} %; do not deploy it: calibrate on '
+            'more, or more typical, photos (--calib-images, --calib-dir) '
+            'or export a float format instead.')
 
 
 def _rounded(values: torch.Tensor) -> List[float]:
