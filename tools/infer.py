@@ -1,12 +1,16 @@
-"""Classify your own photos with a trained checkpoint or its ONNX export.
+"""Classify your own photos with a trained checkpoint or its export.
 
-    python tools/infer.py CONFIG CHECKPOINT|MODEL.onnx INPUT...
+    python tools/infer.py CONFIG CHECKPOINT|EXPORT INPUT...
+        [--backend auto|pytorch|pytorch-compiled|onnxruntime|openvino]
         [--out FILE.csv|FILE.json] [--topk K] [--batch-size B]
         [--device DEVICE] [--cfg-options K=V ...]
 
-An ``.onnx`` file from ``tools/export.py`` (float32 or int8) in place of the
-checkpoint runs on onnxruntime (CPU), preprocessed as the JSON next to it
-says; the output is the same.
+An export of ``tools/export.py`` (``.onnx`` or OpenVINO ``.xml``, float32 or
+int8, or the folder it wrote) in place of the checkpoint runs on
+onnxruntime or OpenVINO (CPU), preprocessed as the JSON next to it says;
+the output is the same. ``--backend auto`` picks the fastest backend the
+model file and this machine allow for the number of photos
+(docs/speed.md); the log says which.
 
 INPUT is an image, a folder (searched recursively) or a quoted glob such as
 "photos/**/*.jpg". Prints the top-k classes with their scores per image.
@@ -20,9 +24,10 @@ import sys
 from mmengine.config import Config
 
 import flower_mm.registration  # noqa: F401  (also for old configs)
-from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,
-                            OnnxImageClassifier, collect_image_inputs,
-                            predictions_table, write_predictions)
+from flower_mm.apis import (OUTPUT_FORMATS, collect_image_inputs,
+                            load_predictor, predictions_table,
+                            write_predictions)
+from flower_mm.cli.backend import add_backend_argument
 from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
                              format_table, merge_cfg_options)
@@ -31,7 +36,8 @@ from flower_mm.utils import (add_checkpoint_arguments,
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Predict the top-k classes of images')
-    add_checkpoint_arguments(parser, inputs=True, onnx=True)
+    add_checkpoint_arguments(parser, inputs=True, exports=True)
+    add_backend_argument(parser)
     parser.add_argument(
         '--out', help='also write the predictions to this .csv or .json')
     parser.add_argument(
@@ -48,7 +54,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main() -> int:
     parser = get_args_parser()
     args = parser.parse_args()
-    check_checkpoint_arguments(parser, args)
+    check_checkpoint_arguments(parser, args, exports=True)
     if args.out and not args.out.lower().endswith(OUTPUT_FORMATS):
         parser.error(f'--out "{args.out}" must end in .csv or .json')
     if args.topk < 1 or args.batch_size < 1:
@@ -59,11 +65,9 @@ def main() -> int:
     with exit_on_user_error():
         cfg = merge_cfg_options(
             Config.fromfile(args.config), args.cfg_options)
-        if args.checkpoint.endswith('.onnx'):
-            classifier = OnnxImageClassifier(args.checkpoint, args.device)
-        else:
-            classifier = BatchImageClassifier(cfg, args.checkpoint,
-                                              args.device)
+        classifier = load_predictor(
+            cfg, args.checkpoint, args.backend, args.device,
+            num_images=sum(error is None for _, error in items))
     topk = min(args.topk, len(classifier.classes))
     results = classifier.predict(
         items, topk, args.batch_size, progress=not args.no_progress)
@@ -75,7 +79,8 @@ def main() -> int:
         print(f'Predictions written to {args.out}')
     failed = [r for r in results if r['error']]
     print(f'{len(results) - len(failed)} of {len(results)} images '
-          f'classified on {classifier.device} ({classifier.precision}).')
+          f'classified on {classifier.device} with '
+          f'{classifier.describe()}.')
     if failed:
         print(f'{len(failed)} could not be classified:', file=sys.stderr)
         for r in failed:

@@ -1,7 +1,8 @@
-"""Serve a trained checkpoint: a web page and a JSON API.
+"""Serve a trained checkpoint or its export: a web page and a JSON API.
 
-    python tools/serve.py CONFIG CHECKPOINT [--host 127.0.0.1] [--port 8000]
-        [--device auto|cpu|cuda] [--backend pytorch|onnx] [--onnx DIR]
+    python tools/serve.py CONFIG CHECKPOINT|EXPORT [--host 127.0.0.1]
+        [--port 8000] [--device auto|cpu|cuda]
+        [--backend auto|pytorch|pytorch-compiled|onnxruntime|openvino]
         [--max-batch 16] [--max-upload-mb 20] [--cfg-options K=V ...]
 
 Open http://127.0.0.1:8000/ for the page; POST photos to /predict (see
@@ -14,7 +15,8 @@ import argparse
 from mmengine.config import Config
 
 import flower_mm.registration  # noqa: F401  (also for old configs)
-from flower_mm.serving import BACKENDS, create_app
+from flower_mm.cli.backend import add_backend_argument
+from flower_mm.serving import create_app
 from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
                              merge_cfg_options)
@@ -23,7 +25,7 @@ from flower_mm.utils import (add_checkpoint_arguments,
 def get_args_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description='Serve a trained classifier over HTTP')
-    add_checkpoint_arguments(parser)
+    add_checkpoint_arguments(parser, exports=True)
     parser.add_argument(
         '--host', default='127.0.0.1', help='address to bind (default '
         '127.0.0.1: this machine only; 0.0.0.0 exposes it to the network)')
@@ -31,16 +33,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         '--device', default='auto', help='auto (the GPU if any), cpu, cuda, '
         'cuda:1...')
-    parser.add_argument(
-        '--backend', default='pytorch', choices=sorted(BACKENDS),
-        help='what runs the model: pytorch (the checkpoint, at the '
-        'config\'s test precision) or onnx (an export of it by '
-        'tools/export.py, float32 or int8, on onnxruntime)')
-    parser.add_argument(
-        '--onnx', metavar='DIR',
-        help='with --backend onnx: the export folder or .onnx file '
-        '(default: <checkpoint folder>/export, where tools/export.py '
-        'writes; an int8 model there is preferred)')
+    add_backend_argument(
+        parser, ' (auto: for a long-lived service; /model says which)')
     parser.add_argument(
         '--max-batch', type=int, default=16,
         help='most images per forward pass, across concurrent requests')
@@ -59,9 +53,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 def main() -> None:
     parser = get_args_parser()
     args = parser.parse_args()
-    check_checkpoint_arguments(parser, args)
-    if args.onnx and args.backend != 'onnx':
-        parser.error('--onnx goes with --backend onnx')
+    check_checkpoint_arguments(parser, args, exports=True)
     for name in ('max_batch', 'max_upload_mb', 'max_files', 'max_queue'):
         if getattr(args, name) <= 0:
             parser.error(f'--{name.replace("_", "-")} must be positive')
@@ -75,7 +67,6 @@ def main() -> None:
             args.checkpoint,
             device=args.device,
             backend=args.backend,
-            onnx=args.onnx,
             max_batch=args.max_batch,
             max_upload_mb=args.max_upload_mb,
             max_files=args.max_files,

@@ -1,12 +1,16 @@
 """Evaluate a checkpoint: MMPretrain's `tools/test.py` interface.
 
-    python tools/test.py configs/resnet50_flowers.py CHECKPOINT|MODEL.onnx
+    python tools/test.py configs/resnet50_flowers.py CHECKPOINT|EXPORT
+        [--backend auto|pytorch|pytorch-compiled|onnxruntime|openvino]
         [--work-dir DIR] [--out FILE.pkl] [--out-item {metrics,pred}] [--amp]
         [--cfg-options K=V ...] [--launcher {none,pytorch,slurm,mpi}]
 
-An ``.onnx`` file from ``tools/export.py`` (float32 or int8) in place of the
-checkpoint replaces the config's model with an ``OnnxClassifier`` running it
-on onnxruntime; the test loop, metrics and report are the same.
+An export of ``tools/export.py`` (``.onnx`` or ``.xml``, float32 or int8, or
+its folder) in place of the checkpoint replaces the config's model with an
+``ExportedClassifier`` running it on onnxruntime or OpenVINO; the test
+loop, metrics and report are the same. ``--backend`` as in tools/infer.py
+(docs/speed.md); with a checkpoint, ``auto`` leaves the choice to the
+config's ``compile='auto'``.
 
 With the flower configs it also logs a per-class table (precision, recall,
 F1, support, confusion matrix) and writes classification_report.json,
@@ -22,6 +26,7 @@ from mmengine.config import Config
 from mmengine.evaluator import DumpResults
 
 import flower_mm.registration  # noqa: F401  (also for old configs)
+from flower_mm.apis import is_export
 from flower_mm.cli import build_runner
 from flower_mm.cli.test import get_args_parser, merge_args
 from flower_mm.utils import exit_on_user_error
@@ -31,13 +36,13 @@ def main():
     args = get_args_parser().parse_args()
     os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
     if not args.checkpoint.startswith(('http://', 'https://')) \
-            and not osp.isfile(args.checkpoint):
+            and not osp.exists(args.checkpoint):
         sys.exit(f'error: checkpoint "{args.checkpoint}" does not exist; '
                  'pass a .pth file written by tools/train.py, e.g. '
                  'work_dirs/<config name>/best_accuracy_top1_epoch_<N>.pth')
-    if args.amp and args.checkpoint.endswith('.onnx'):
-        sys.exit('error: --amp applies to PyTorch checkpoints; an ONNX '
-                 'model runs at the precision it was exported in.')
+    if args.amp and is_export(args.checkpoint):
+        sys.exit('error: --amp applies to PyTorch checkpoints; an export '
+                 'runs at the precision it was exported in.')
     if args.out is not None and args.out_item == 'pred' \
             and not args.out.endswith(('.pkl', '.pickle')):
         sys.exit(f'error: --out "{args.out}" must be a .pkl file.')

@@ -4,14 +4,16 @@
         [--method gradcam|gradcam++|xgradcam|eigencam|layercam]
         [--target-layers backbone.layer4 ...] [--target-category N|NAME]
         [--aug-smooth] [--eigen-smooth] [--device DEVICE]
-        [--cfg-options K=V ...]
+        [--backend auto|pytorch] [--cfg-options K=V ...]
 
 INPUT is an image, a folder (searched recursively) or a quoted glob. Writes
 DIR/<image name>_cam.png per image: the photo as the model sees it (after
 the test pipeline's resize and crop), the heat map over it, and the
 predicted class with its score. The flags are those of MMPretrain's
-tools/visualization/vis_cam.py. Exit code 1 when some image could not be
-read, 2 for usage errors.
+tools/visualization/vis_cam.py. The maps need the PyTorch model's
+gradients: ``--backend`` takes the values of the other tools, but only
+``auto`` and ``pytorch`` (eager) explain. Exit code 1 when some image could
+not be read, 2 for usage errors.
 """
 import argparse
 import os.path as osp
@@ -22,9 +24,10 @@ from mmengine.config import Config
 from mmengine.utils import track_iter_progress
 
 import flower_mm.registration  # noqa: F401  (also for old configs)
-from flower_mm.apis import (CAM_METHODS, BatchImageClassifier,
-                            collect_image_inputs, compute_cam,
-                            resolve_target_category, resolve_target_layers)
+from flower_mm.apis import (CAM_METHODS, collect_image_inputs, compute_cam,
+                            load_predictor, resolve_target_category,
+                            resolve_target_layers)
+from flower_mm.cli.backend import add_backend_argument
 from flower_mm.transforms import ImageDecodeError
 from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
@@ -65,6 +68,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         'activations (less noise)')
     parser.add_argument(
         '--device', help='e.g. cuda:0 or cpu; default: the GPU if any')
+    add_backend_argument(parser, ' (heat maps need gradients: auto and '
+                         'pytorch only)')
     return parser
 
 
@@ -92,8 +97,9 @@ def main() -> int:
     # Bad --cfg-options, --target-layers or --target-category: one line.
     with exit_on_user_error():
         cfg = merge_cfg_options(Config.fromfile(args.config), args.cfg_options)
-        classifier = BatchImageClassifier(cfg, args.checkpoint, args.device)
-        resolve_target_layers(classifier.inferencer.model, args.target_layers)
+        classifier = load_predictor(cfg, args.checkpoint, args.backend,
+                                    args.device, explain=True)
+        resolve_target_layers(classifier.model, args.target_layers)
         resolve_target_category(args.target_category, classifier.classes)
 
     written = []

@@ -1,7 +1,7 @@
 """Class activation maps (Grad-CAM and kin) on the project's classifier.
 
 One function, :func:`compute_cam`, serves ``tools/vis_cam.py`` and any other
-caller (e.g. a web page): it takes a :class:`BatchImageClassifier`, so the
+caller (e.g. a web page): it takes a :class:`PyTorchPredictor`, so the
 images go through the same decoding and test pipeline as ``tools/infer.py``
 and ``tools/test.py``, and runs ``grad-cam`` 1.5 on the model in fp32.
 """
@@ -13,6 +13,7 @@ import torch
 from mmengine.dataset import default_collate
 from mmengine.model import is_model_wrapper
 
+from flower_mm.engine.runner import eager_forward
 from flower_mm.utils import ConfigError
 
 # Method name (as MMPretrain's vis_cam.py spells it) -> grad-cam class name.
@@ -105,9 +106,9 @@ def resolve_target_category(category: Union[int, str, None],
 
 def can_explain(classifier) -> bool:
     """Whether :func:`compute_cam` can explain ``classifier``'s predictions:
-    it needs the PyTorch model for gradients, which an ONNX Runtime session
-    (:class:`OnnxImageClassifier`) does not have."""
-    return getattr(classifier, 'inferencer', None) is not None
+    it needs the PyTorch model for gradients (a :class:`PyTorchPredictor`,
+    compiled or not), which onnxruntime and OpenVINO do not have."""
+    return isinstance(getattr(classifier, 'model', None), torch.nn.Module)
 
 
 class _Logits(torch.nn.Module):
@@ -131,10 +132,10 @@ def compute_cam(classifier,
     """Class activation maps of ``images`` for a trained classifier.
 
     Args:
-        classifier (BatchImageClassifier): The project's inference path
-            (config, checkpoint, test pipeline). The CAM runs in fp32
-            whatever ``test_cfg.fp16`` says: gradients in bf16/fp16 make
-            noisy maps.
+        classifier (PyTorchPredictor): The project's inference path
+            (config, checkpoint, test pipeline), eager or compiled. The CAM
+            runs the eager forward in fp32 whatever ``test_cfg.fp16`` says:
+            gradients in bf16/fp16 make noisy maps.
         images: Image files, or decoded BGR ``uint8`` arrays (H, W, 3).
         method: One of :data:`CAM_METHODS` (case-insensitive).
         target_layers: Layer names (``backbone.layer4``); by default the
@@ -162,7 +163,7 @@ def compute_cam(classifier,
     if key not in CAM_METHODS:
         raise CamTargetError(f'--method "{method}" is not supported; use '
                              f'one of: {", ".join(CAM_METHODS)}')
-    model = classifier.inferencer.model
+    model = classifier.model
     model = model.module if is_model_wrapper(model) else model
     target = resolve_target_category(target_category, classifier.classes)
     layers = resolve_target_layers(model, target_layers)
@@ -173,8 +174,10 @@ def compute_cam(classifier,
     cam = cam_class(model=_Logits(model), target_layers=layers)
     # Not `with cam`: grad-cam's __exit__ swallows IndexErrors.
     try:
-        # Explicitly fp32: callers may run inside the test's autocast.
-        with torch.autocast(device_type, enabled=False), torch.enable_grad():
+        # Explicitly fp32: callers may run inside the test's autocast; the
+        # eager forward: a compiled graph hides the layers' gradients.
+        with torch.autocast(device_type, enabled=False), \
+                torch.enable_grad(), eager_forward(model):
             for image in images:
                 results.append(
                     _explain_one(cam, classifier, model, image, target,

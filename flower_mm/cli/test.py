@@ -4,8 +4,13 @@ import argparse
 import os.path as osp
 
 from mmengine.config import Config, DictAction
+from mmengine.logging import print_log
 
+from ..apis import (check_export_fits_config, choose_backend,
+                    export_float_precision, is_export)
+from ..deployment import read_export_description
 from ..utils import AMP_FLAG_HELP, merge_cfg_options
+from .backend import add_backend_argument
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -13,7 +18,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         description='Test (and evaluate) a checkpoint')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file, or a model '
-                        '(.onnx) from tools/export.py')
+                        'from tools/export.py (.onnx, .xml, or its folder)')
+    add_backend_argument(parser)
     parser.add_argument(
         '--work-dir', help='the dir to save the evaluation metrics and logs')
     parser.add_argument(
@@ -49,15 +55,33 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    if args.checkpoint.endswith('.onnx'):
+    if is_export(args.checkpoint):
+        choice = choose_backend(args.checkpoint, args.backend, 'cpu')
+        check_export_fits_config(
+            cfg, read_export_description(choice.model_file),
+            choice.model_file)
         # The export replaces the network; data, evaluator and hooks stay.
-        cfg.model = dict(type='OnnxClassifier', onnx_file=args.checkpoint)
+        cfg.model = dict(type='ExportedClassifier',
+                         model_file=choice.model_file,
+                         runtime=choice.backend,
+                         float_precision=export_float_precision(cfg))
         # The export normalises inside; the Runner would otherwise hand the
         # model the config's normalising data_preprocessor.
         cfg.data_preprocessor = None
         cfg.load_from = None
+        cfg.compile = False
+        print_log(f'Backend: {choice.backend} '
+                  f'({osp.basename(choice.model_file)}; {choice.reason})',
+                  logger='current')
     else:
+        # A runtime backend needs an export; a compiled one a compiler.
+        choose_backend(args.checkpoint, args.backend)
         cfg.load_from = args.checkpoint
+        # FlowerRunner compiles the forward as `compile` says; 'auto' (the
+        # flower configs) decides by the size of the test set.
+        if args.backend != 'auto':
+            cfg.compile = args.backend == 'pytorch-compiled'
+
     if args.amp:
         # MMEngine's TestLoop(fp16=True), bf16 on a CPU, fp32 predictions.
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, type='AmpTestLoop',

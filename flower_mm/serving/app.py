@@ -2,12 +2,15 @@
 ``/model``.
 
 Built on FastAPI. Images are classified by the project's one inference path
-(:class:`flower_mm.apis.BatchImageClassifier`, through its in-memory entry
-point ``predict_bytes``), batched across requests by one model thread
+(a :class:`flower_mm.apis.Predictor` from
+:func:`flower_mm.apis.load_predictor`, on the backend ``auto`` picks for a
+long-lived service or the one asked for): uploads are decoded and
+preprocessed on the request's thread (``prepare_bytes``), so that work
+overlaps the model's, and batched across requests by one model thread
 (:class:`BatchingWorker`). Uploads stay in memory: the body is counted while
 it streams in and refused past ``max_upload_mb``; no file is written and no
 client-given name is opened. ``/cam`` explains one photo with
-:func:`flower_mm.apis.compute_cam` on the same classifier, run on the model
+:func:`flower_mm.apis.compute_cam` on the same model, run on the model
 thread between batches.
 """
 import asyncio
@@ -20,14 +23,14 @@ from typing import AsyncIterator, List, Optional, Tuple
 
 import cv2
 from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from ..apis import (CAM_METHODS, BatchImageClassifier, OnnxImageClassifier,
-                    can_explain, compute_cam, overlay_heatmap)
-from ..apis.inference import _reason
+from ..apis import (CAM_METHODS, SERVICE, can_explain, compute_cam,
+                    failure_reason, load_predictor, overlay_heatmap)
 from ..datasets.preparation import sha256_file
 from ..transforms import ImageDecodeError, decode_to_bgr
 
@@ -44,26 +47,6 @@ UPLOAD_RESPONSES = {
     422: {'description': f'no file in the "{UPLOAD_FIELD}" field'},
     503: {'description': 'the queue is full; retry after Retry-After '
           'seconds'},
-}
-
-
-def default_onnx_dir(checkpoint: str) -> str:
-    """Where ``tools/export.py`` writes a checkpoint's exports by default."""
-    return osp.join(osp.dirname(osp.abspath(checkpoint)), 'export')
-
-
-# What ``backend=`` (``tools/serve.py --backend``) can name. A backend is a
-# callable (config, checkpoint, device, onnx) returning an object with
-# BatchImageClassifier's interface: ``classes``, ``device``, ``precision``
-# and ``predict_bytes(files, topk, batch_size)``; ``onnx`` is the export
-# (file or folder) the onnx backend serves.
-BACKENDS = {
-    'pytorch':
-    lambda config, checkpoint, device, onnx: BatchImageClassifier(
-        config, checkpoint, device),
-    'onnx':
-    lambda config, checkpoint, device, onnx: OnnxImageClassifier(
-        onnx or default_onnx_dir(checkpoint), device),
 }
 
 
@@ -102,10 +85,11 @@ class ModelInfo(BaseModel):
     device: str
     precision: str
     backend: str
+    backend_choice: str  # why this backend runs the model
     max_batch: int
     max_files: int
     max_upload_mb: float
-    explain: bool  # whether /cam works (not on the onnx backend)
+    explain: bool  # whether /cam works (PyTorch backends only)
 
 
 class Health(BaseModel):
@@ -114,10 +98,9 @@ class Health(BaseModel):
 
 
 def create_app(config,
-               checkpoint: str,
+               model: str,
                device: str = 'auto',
-               backend: str = 'pytorch',
-               onnx: Optional[str] = None,
+               backend: str = 'auto',
                max_batch: int = 16,
                max_upload_mb: float = 20,
                max_files: int = 64,
@@ -126,37 +109,34 @@ def create_app(config,
     """Load the model and build the app (serve it with uvicorn).
 
     Args:
-        config (str | Config): Config the checkpoint was trained with.
-        checkpoint (str): Checkpoint from ``tools/train.py``; loaded through
-            the project's safe (``weights_only``) loader.
+        config (str | Config): Config the model was trained with.
+        model (str): Checkpoint from ``tools/train.py`` (loaded through the
+            project's safe, ``weights_only`` loader), or an export of
+            ``tools/export.py`` (file or folder).
         device (str): 'auto' (the GPU if any), 'cpu', 'cuda', 'cuda:1'...
-        backend (str): A key of :data:`BACKENDS`: 'pytorch' runs the
-            checkpoint, 'onnx' the model ``tools/export.py`` made of it
-            (float32 or int8) with onnxruntime on the CPU.
-        onnx (str, optional): With ``backend='onnx'``: the ``.onnx`` file or
-            export folder; default ``<checkpoint folder>/export``.
+        backend (str): One of :data:`flower_mm.apis.BACKENDS`; ``'auto'``
+            chooses for a long-lived service (:func:`choose_backend`).
         max_batch (int): Most images per forward pass.
         max_upload_mb (float): Largest request body; larger ones get 413.
         max_files (int): Most files per request; more get 413.
         max_queue (int): Requests that may wait for the model; more get 503.
         max_wait_ms (float): How long a batch waits for more requests.
     """
-    if backend not in BACKENDS:
-        raise ValueError(f'Unknown backend "{backend}"; choose one of '
-                         f'{", ".join(sorted(BACKENDS))}.')
-    classifier = BACKENDS[backend](config, checkpoint,
-                                   None if device == 'auto' else device, onnx)
-    # What answers is the ONNX file where one is served.
-    served = getattr(classifier, 'onnx_file', checkpoint)
-    model = dict(
-        classes=list(classifier.classes),
+    predictor = load_predictor(config, model, backend,
+                               None if device == 'auto' else device,
+                               num_images=SERVICE)
+    # The first batch compiles (pytorch-compiled): before the first user.
+    predictor.warm_up(max_batch)
+    info = dict(
+        classes=list(predictor.classes),
         config=config if isinstance(config, str) else str(config.filename),
-        checkpoint=osp.basename(served),
-        checkpoint_sha256=sha256_file(served)[:12],
-        device=str(classifier.device),
-        precision=classifier.precision,
-        backend=backend)
-    return build_app(classifier, model, max_batch, max_upload_mb, max_files,
+        checkpoint=osp.basename(predictor.model_file),
+        checkpoint_sha256=sha256_file(predictor.model_file)[:12],
+        device=str(predictor.device),
+        precision=predictor.precision,
+        backend=predictor.backend,
+        backend_choice=predictor.choice)
+    return build_app(predictor, info, max_batch, max_upload_mb, max_files,
                      max_queue, max_wait_ms)
 
 
@@ -222,7 +202,9 @@ def build_app(classifier,
         ``error``; the others are still answered."""
         start = time.perf_counter()
         files = await _read_uploads(request, max_bytes, max_files)
-        future = _queued(worker.submit, files, topk)
+        # Decoded here, on a thread of its own, while the model runs.
+        prepared = await run_in_threadpool(classifier.prepare_bytes, files)
+        future = _queued(worker.submit, prepared, topk)
         results = await asyncio.wrap_future(future)
         return PredictResponse(
             results=[_file_result(r) for r in results],
@@ -237,7 +219,8 @@ def build_app(classifier,
                   'file'},
             422: {'description': 'no file, an unknown method, or a file '
                   'that is no readable image'},
-            501: {'description': 'the backend has no gradients (onnx)'},
+            501: {'description': 'the backend has no gradients '
+                  '(onnxruntime, openvino)'},
         },
         openapi_extra={'requestBody': _multipart_body_schema()})
     async def cam(request: Request,
@@ -255,8 +238,8 @@ def build_app(classifier,
         if not explain:
             raise HTTPException(
                 501, f'Heat maps need the PyTorch model (gradients); the '
-                f'{info.backend} backend has none. Serve with --backend '
-                'pytorch to explain predictions.')
+                f'{info.backend} backend has none. Serve the checkpoint '
+                '(--backend pytorch or auto) to explain predictions.')
         [(name, data)] = await _read_uploads(request, max_bytes, 1)
         # On the model thread, like /predict's decoding: grad-cam hooks
         # the model's layers, so no batch may run through it meanwhile.
@@ -265,7 +248,7 @@ def build_app(classifier,
         try:
             result = await asyncio.wrap_future(future)
         except ImageDecodeError as err:
-            raise HTTPException(422, _named(name, _reason(err))) from None
+            raise HTTPException(422, _named(name, failure_reason(err))) from None
         return CamResponse(
             **result, time_ms=(time.perf_counter() - start) * 1e3)
 

@@ -1,6 +1,7 @@
 """One model thread that batches concurrent requests.
 
-Requests put their images in a bounded queue; the thread takes the first
+Requests put their images, decoded and preprocessed already (the model
+thread runs the model only), in a bounded queue; the thread takes the first
 waiting request, adds any others that arrive within a few milliseconds (up
 to ``max_batch`` images) and runs them through the classifier in one call,
 so a loaded server runs batches instead of batch-1 per request. Other
@@ -12,9 +13,10 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from typing import Any, Callable, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence
 
-Files = Sequence[Tuple[str, bytes]]
+# Photos as ``Predictor.prepare_bytes`` returns them.
+Files = Sequence[tuple]
 
 
 class QueueFullError(Exception):
@@ -45,12 +47,11 @@ _STOP = object()
 
 
 class BatchingWorker:
-    """Runs ``classifier.predict_bytes`` for queued requests, batched.
+    """Runs ``classifier.classify_prepared`` for queued requests, batched.
 
     Args:
-        classifier: An object with ``predict_bytes(files, topk,
-            batch_size)`` and ``classes``, e.g.
-            :class:`flower_mm.apis.BatchImageClassifier`.
+        classifier: A :class:`flower_mm.apis.Predictor` (its
+            ``classify_prepared(prepared, topk, batch_size)``).
         max_batch (int): Most images per forward pass.
         max_wait_ms (float): How long the first request of a batch waits
             for others to join it.
@@ -92,8 +93,8 @@ class BatchingWorker:
             self._thread = None
 
     def submit(self, files: Files, topk: int) -> Future:
-        """Queue one request; its future gives one result per file, as
-        ``predict_bytes`` returns them."""
+        """Queue one request's photos (from ``prepare_bytes``); its future
+        gives one result per photo, as ``classify_prepared`` returns them."""
         job = _Job(list(files), topk)
         self._put(job)
         return job.future
@@ -145,7 +146,7 @@ class BatchingWorker:
     def _answer(self, jobs: List[_Job]) -> None:
         files = [f for job in jobs for f in job.files]
         try:
-            results = self.classifier.predict_bytes(
+            results = self.classifier.classify_prepared(
                 files, max(job.topk for job in jobs), self.max_batch)
         except Exception as err:  # these requests fail, the thread lives on
             for job in jobs:
