@@ -108,7 +108,8 @@ def can_explain(classifier) -> bool:
     """Whether :func:`compute_cam` can explain ``classifier``'s predictions:
     it needs the PyTorch model for gradients (a :class:`PyTorchPredictor`,
     compiled or not), which onnxruntime and OpenVINO do not have."""
-    return isinstance(getattr(classifier, 'model', None), torch.nn.Module)
+    return getattr(classifier, 'backend', None) in ('pytorch',
+                                                     'pytorch-compiled')
 
 
 class _Logits(torch.nn.Module):

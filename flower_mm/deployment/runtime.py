@@ -170,13 +170,17 @@ def openvino_unavailable_reason() -> Optional[str]:
     return None
 
 
+def _precision_name(hint) -> str:
+    """'bfloat16' or 'float32' for an OpenVINO precision (a Type)."""
+    return 'bfloat16' if 'bf' in str(hint).lower() else 'float32'
+
+
 def openvino_default_precision() -> str:
     """The float precision OpenVINO computes in here by default: bf16 on
     CPUs with native bf16, else f32."""
     import openvino
-    hint = openvino.Core().get_property('CPU', 'INFERENCE_PRECISION_HINT')
-    return 'bfloat16' if 'bf16' in str(hint) or 'bfloat16' in str(hint) \
-        else 'float32'
+    return _precision_name(
+        openvino.Core().get_property('CPU', 'INFERENCE_PRECISION_HINT'))
 
 
 class OpenVINOSession(RuntimeSession):
@@ -211,9 +215,12 @@ class OpenVINOSession(RuntimeSession):
         self.compiled = core.compile_model(core.read_model(model_file),
                                            'CPU', config)
         self.request = self.compiled.create_infer_request()
+        # What it computes in: a CPU without native bf16 keeps f32.
+        used = _precision_name(
+            self.compiled.get_property('INFERENCE_PRECISION_HINT'))
         self.precision = ('int8' + (', bfloat16 elsewhere' if
-                                    float_precision == 'bfloat16' else '')
-                          if int8 else float_precision)
+                                    used == 'bfloat16' else '')
+                          if int8 else used)
 
     def run(self, images: np.ndarray) -> np.ndarray:
         # Copied out: the request reuses its output buffer.
