@@ -1,7 +1,9 @@
-"""Images/s, training and inference: stock recipe, project, plain PyTorch.
+"""Images/s, training and inference: stock recipe, project, plain PyTorch,
+and the project's inference backends.
 
     python benchmarks/throughput.py [--quick] [--device {auto,cpu,cuda}]
         [--out-dir DIR] [--batch-size N] [--keep-data] [--only PREFIX...]
+        [--emulate-avx2]
 
 Measures, one after the other on this machine, each in a fresh process and
 on the same JPEG files (500x375 photos written to a temporary folder):
@@ -10,31 +12,43 @@ on the same JPEG files (500x375 photos written to a temporary folder):
     its data pipeline and loader settings) through MMEngine's Runner, with
     the project's model (ResNet-50, stages up to 2 frozen, 5 classes);
 (b) ``project``: ``tools/train.py`` / ``tools/test.py`` on
-    ``configs/resnet50_flowers.py`` with its defaults;
+    ``configs/resnet50_flowers.py`` with its defaults, eager PyTorch
+    (``--backend pytorch``: today's default, the "eager" of the ratios);
 (c) ``plain``: a minimal PyTorch loop (torchvision decoding and transforms,
     a torch DataLoader with the project's loader settings) with the same
     model, batch, precision and memory format as (b);
-(d) on a CPU, ``onnx fp32`` and ``onnx int8``: inference of (b)'s model
-    exported by ``tools/export.py`` (int8 calibrated on the training JPEGs,
-    its top-1 agreement with PyTorch float32 measured on the validation
-    JPEGs), through ``tools/test.py`` like (b);
+(d) the inference backends, end to end through ``tools/test.py`` like
+    (b), on the same JPEGs: ``pytorch-compiled``; on a CPU the exports of
+    (b)'s model by ``tools/export.py`` (int8 calibrated on the training
+    JPEGs, its top-1 agreement with PyTorch float32 measured on the
+    validation JPEGs): onnxruntime float32 and int8, OpenVINO float32,
+    bf16 (where the CPU has native bf16) and int8;
+(e) training with ``compile=True`` (the network's forward compiled).
 
-for training and for inference, after warm-up iterations, with the time
-spent waiting for data. Without ``--quick`` it adds the project's precision
-and memory-format variants, a model-only ceiling on synthetic batches, the
+for training and for inference, after warm-up iterations (which take a
+compile: the first batch's time is reported apart), with the time spent
+waiting for data. Without ``--quick`` it adds the project's precision and
+memory-format variants, a model-only ceiling on synthetic batches, the
 loader's worker count, (c) with the allocator settings of the project's
-``MallocTuningHook`` (so that the framework's own cost shows apart from the
-allocator's gain; on a CPU), and how the time per epoch grows with batch
-size and dataset size. On a GPU the variants always run. Results go to
-``--out-dir`` as ``throughput.json`` and ``throughput.png``; the last line
-printed is
+``MallocTuningHook`` (on a CPU), how the time per epoch grows with batch
+size and dataset size, and two whole ``tools/train.py`` runs of 3 epochs
+on a flower-sized split (2,278 training and 570 validation photos), eager
+and compiled with a cold compile cache, timed as processes. On a GPU the
+variants always run. ``--emulate-avx2`` runs the PyTorch cases as on a CPU
+with AVX2 only (oneDNN and ATen limited to AVX2 by
+``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``, float32 as the project
+picks there); onnxruntime and OpenVINO cannot be limited so, and are left
+out. Results go to ``--out-dir`` as ``throughput.json`` and
+``throughput.png``; the machine (CPU model, bf16/int8 features) is printed
+first, and the last lines are
 
-    train: project/stock X.XX, project/plain Y.YY; infer: project/stock ...,
-    int8/project Z.ZZ
+    train: project/stock X.XX, project/plain Y.YY; infer: project/stock ...
+    infer: best/eager X.XX (backend), int8/eager X.XX; train: compiled/eager X.XX
 
 The parts live in ``benchmarks/throughput_parts/``: ``photos`` (data and
-model), ``clock`` (what a case measures), one module per case runner
-(``runner_case``, ``plain_case``, ``pipeline_case``, ``onnx_case``) and
+model), ``options`` (the cases' config options and export files),
+``clock`` (what a case measures), one module per case runner
+(``runner_case``, ``plain_case``, ``pipeline_case``, ``export_case``) and
 ``report``; this file plans the cases and runs each in its own process.
 """
 import argparse
@@ -48,23 +62,30 @@ import tempfile
 import time
 from datetime import datetime
 
+from flower_mm.utils import cpu_has_native_bf16
+
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # IterClock: tests/test_benchmarks.py checks it through this module.
 from throughput_parts.clock import IterClock  # noqa: F401
-from throughput_parts.onnx_case import run_export_case
+from throughput_parts.export_case import run_export_case
 from throughput_parts.photos import (PHOTO_SIZE, UNIQUE_PHOTOS,
                                      write_checkpoint, write_photos)
 from throughput_parts.pipeline_case import run_pipeline_case
 from throughput_parts.plain_case import run_plain_case
-from throughput_parts.report import (machine_description,
-                                     plot, print_pipelines, print_table,
-                                     ratios)
+from throughput_parts.report import (BACKEND_CASES, last_line,
+                                     machine_description, plot,
+                                     print_pipelines, print_table, ratios)
 from throughput_parts.runner_case import run_runner_case
 
 # Photos to calibrate the int8 model on, and to compare it with PyTorch on.
 CALIB_IMAGES = dict(quick=32, full=128)
 VERIFY_IMAGES = dict(quick=64, full=256)
+# The whole runs: the flower split's size (docs/data_preparation.md).
+WHOLE_RUN = dict(train=2278, val=570, epochs=3)
+# What emulates an AVX2-only CPU for PyTorch (oneDNN, ATen, Inductor).
+AVX2_ENV = {'ONEDNN_MAX_CPU_ISA': 'AVX2', 'ATEN_CPU_CAPABILITY': 'avx2'}
+FP32 = ['optim_wrapper.dtype=float32', 'test_cfg.fp16=False']
 
 
 def run_case(case: dict) -> dict:
@@ -88,6 +109,7 @@ def plan_cases(args, device: str) -> list:
     machine slow single rounds down by 20 % and more.
     """
     quick, gpu = args.quick, device == 'cuda'
+    native_bf16 = cpu_has_native_bf16()
     if gpu:  # (warm-up, measured) iterations for training and inference
         iters = dict(train=(6, 24), test=(6, 24)) if quick else dict(
             train=(10, 100), test=(10, 100))
@@ -112,14 +134,13 @@ def plan_cases(args, device: str) -> list:
         for mode in ('train', 'test')
         for recipe in ('stock', 'project', 'plain')
     ]
-    if not gpu:
-        # The ONNX backend runs on onnxruntime's CPU provider.
-        cases += [
-            case(f'test/onnx {variant}', 'test', 'project', onnx=variant)
-            for variant in ('fp32', 'int8')
-        ]
+    cases.append(case('train/project compiled', 'train', 'project',
+                      extra_options=['compile=True']))
+    cases += [case(name, 'test', 'project', **how)
+              for name, how in BACKEND_CASES.items()
+              if gpu_ok(how, gpu) and bf16_ok(how, native_bf16)]
     if gpu or not quick:
-        fp32 = ['optim_wrapper.dtype=float32', 'test_cfg.fp16=False']
+        fp32 = FP32
         nchw = ['default_hooks.channels_last.enabled=False']
         train_variants = [('fp32', fp32), ('NCHW', nchw)]
         test_variants = [('fp32', fp32)]
@@ -164,17 +185,49 @@ def plan_cases(args, device: str) -> list:
                 case(f'epoch/bs{batch} n{images}', 'train', 'project'),
                 batch_size=batch, num_images=images, warmup=1, epochs=2,
                 rounds=1))
+        # Whole runs as a user starts them, compile time included.
+        for label, compile_ in (('eager', 'False'), ('compiled', 'True')):
+            cases.append(dict(
+                case(f'run/{WHOLE_RUN["epochs"]} epochs {label}', 'train',
+                     'project', extra_options=[f'compile={compile_}']),
+                num_images=WHOLE_RUN['train'], val_images=WHOLE_RUN['val'],
+                epochs=WHOLE_RUN['epochs'], warmup=1, rounds=1,
+                cold_compile_cache=True))
+    if args.emulate_avx2:
+        # Only what can be limited to AVX2, in float32 as the project
+        # picks on such a CPU.
+        cases = [dict(c, extra_options=c.get('extra_options', []) + FP32,
+                      env=AVX2_ENV) for c in cases
+                 if not c.get('export') and c['recipe'] != 'stock']
     return cases
 
 
+def gpu_ok(how: dict, gpu: bool) -> bool:
+    """onnxruntime and OpenVINO run on the CPU."""
+    return not (gpu and how.get('export'))
+
+
+def bf16_ok(how: dict, native_bf16: bool) -> bool:
+    """OpenVINO bf16 only where the CPU computes it natively."""
+    return native_bf16 or how.get('precision') != 'bfloat16'
+
+
 def launch(case: dict, log_dir: str) -> dict:
-    """Run one case in a fresh Python process; return its result."""
+    """Run one case in a fresh Python process; return its result, with
+    the process's wall time (``process_s``)."""
     log = osp.join(log_dir, osp.basename(case['work_dir']) + '_' +
                    case['name'].replace('/', '_').replace(' ', '_') + '.log')
+    env = dict(os.environ, **case.get('env', {}))
+    if case.get('cold_compile_cache'):  # a first start: nothing compiled
+        env['TORCHINDUCTOR_CACHE_DIR'] = osp.join(case['work_dir'],
+                                                  'inductor_cache')
+    started = time.perf_counter()
     with open(log, 'w') as f:
         proc = subprocess.run(
             [sys.executable, __file__, '--run-case', json.dumps(case)],
-            stdout=f, stderr=subprocess.STDOUT, cwd=case['work_dir'])
+            stdout=f, stderr=subprocess.STDOUT, cwd=case['work_dir'],
+            env=env)
+    process_s = time.perf_counter() - started
     with open(log) as f:
         lines = f.read().splitlines()
     results = [ln for ln in lines if ln.startswith('RESULT ')]
@@ -183,16 +236,18 @@ def launch(case: dict, log_dir: str) -> dict:
         raise RuntimeError(
             f'case {case["name"]} failed (exit {proc.returncode}); log: '
             f'{log}\n{tail}')
-    return json.loads(results[-1][len('RESULT '):])
+    return dict(json.loads(results[-1][len('RESULT '):]),
+                process_s=process_s)
 
 
 def save_summary(args, device: str, results: dict, pipelines: dict,
-                 int8_check: dict, started: float, partial: bool) -> dict:
+                 int8_checks: dict, started: float, partial: bool) -> dict:
     """Write throughput.json (after every case: a cut-off run keeps them)."""
     os.makedirs(args.out_dir, exist_ok=True)
     summary = dict(
         machine=machine_description(device),
         device=device,
+        emulated=AVX2_ENV if args.emulate_avx2 else None,
         date=datetime.now().isoformat(timespec='seconds'),
         batch_size=args.batch_size,
         quick=args.quick,
@@ -201,7 +256,7 @@ def save_summary(args, device: str, results: dict, pipelines: dict,
         ratios=ratios(results),
         results=results,
         pipelines=pipelines,
-        int8_check=int8_check)
+        int8_checks=int8_checks)
     with open(osp.join(args.out_dir, 'throughput.json'), 'w') as f:
         json.dump(summary, f, indent=2)
     return summary
@@ -228,6 +283,10 @@ def main() -> None:
     parser.add_argument('--only', nargs='+', metavar='PREFIX',
                         help='only the cases whose name starts so, e.g. '
                         '"test/" for inference alone')
+    parser.add_argument('--emulate-avx2', action='store_true',
+                        help='the PyTorch cases as on a CPU with AVX2 only '
+                        '(oneDNN/ATen limited; float32); the runtimes are '
+                        'left out: they cannot be limited so')
     parser.add_argument('--iters', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--run-case', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -258,7 +317,11 @@ def main() -> None:
     started = time.perf_counter()
     try:
         data_root = osp.join(tmp, 'data')
-        most = max(c['num_images'] for c in cases)
+        most = max(max(c['num_images'], c.get('val_images', 0))
+                   for c in cases)
+        machine = machine_description(device)
+        print(machine + (f'; emulating AVX2 only ({AVX2_ENV})'
+                         if args.emulate_avx2 else ''), flush=True)
         print(f'Writing {most} train and {most} val JPEGs of '
               f'{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} to {data_root} ...',
               flush=True)
@@ -266,18 +329,20 @@ def main() -> None:
         checkpoint = osp.join(tmp, 'resnet50_flowers_init.pth')
         write_checkpoint(checkpoint)
         export_dir = osp.join(tmp, 'export')
-        int8_check = None
-        if any(c.get('onnx') for c in cases):
+        int8_checks = {}
+        formats = sorted({c['export'] for c in cases if c.get('export')})
+        if formats:
             size = 'quick' if args.quick else 'full'
-            print('Exporting to ONNX float32 and int8 (calibrated on '
+            print(f'Exporting to {", ".join(formats)} (int8 calibrated on '
                   f'{CALIB_IMAGES[size]} JPEGs) ...', flush=True)
-            int8_check = launch(
+            int8_checks = launch(
                 dict(name='export', recipe='export', device='cpu',
                      data_root=data_root, checkpoint=checkpoint,
                      num_images=most, batch_size=args.batch_size,
-                     export_dir=export_dir, work_dir=tmp,
+                     export_dir=export_dir, work_dir=tmp, formats=formats,
                      calib_images=CALIB_IMAGES[size],
                      verify_images=VERIFY_IMAGES[size]), log_dir)
+            int8_checks.pop('process_s')
         print('Timing the data pipelines on one core ...', flush=True)
         pipelines = launch(
             dict(name='pipelines', recipe='pipelines', device=device,
@@ -301,11 +366,12 @@ def main() -> None:
                 results[case['name']] = r
             else:
                 best['rounds_images_per_s'] = r['rounds_images_per_s']
-            save_summary(args, device, results, pipelines, int8_check,
+            save_summary(args, device, results, pipelines, int8_checks,
                          started, partial=True)
             print(f'[{i}/{len(runs)}] {case["name"]:<28} '
                   f'{r["images_per_s"]:8.2f} img/s  (data '
-                  f'{r["data_ms"]:.0f} of {r["iter_ms"]:.0f} ms/iter; '
+                  f'{r["data_ms"]:.0f} of {r["iter_ms"]:.0f} ms/iter; first '
+                  f'batch {r["first_iter_s"]:.1f} s; '
                   f'{time.perf_counter() - t0:.0f} s)', flush=True)
     finally:
         if args.keep_data:
@@ -313,42 +379,28 @@ def main() -> None:
         else:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    summary = save_summary(args, device, results, pipelines, int8_check,
+    summary = save_summary(args, device, results, pipelines, int8_checks,
                            started, partial=False)
-    machine = summary['machine']
     plot(results, osp.join(args.out_dir, 'throughput.png'),
-         f'{machine}\nbatch {args.batch_size}, {summary["date"]}')
+         f'{machine}\nbatch {args.batch_size}, {summary["date"]}'
+         + (', PyTorch emulating AVX2 only' if args.emulate_avx2 else ''))
 
     print(f'\n{machine}; batch {args.batch_size}; '
           f'{summary["wall_s"]:.0f} s; results in {args.out_dir}')
     print_table(results, args.batch_size)
     print_pipelines(pipelines)
-    if int8_check:
-        print(f'\nint8 vs PyTorch float32 on {int8_check["num_images"]} '
+    for fmt, check in int8_checks.items():
+        print(f'\n{fmt} vs PyTorch float32 on {check["num_images"]} '
               f'validation JPEGs: top-1 agreement '
-              f'{100 * int8_check["top1_agreement"]:.1f} %, max |score '
-              f'difference| {int8_check["max_abs_diff_scores"]:.3f}')
+              f'{100 * check["top1_agreement"]:.1f} %, max |score '
+              f'difference| {check["max_abs_diff_scores"]:.3f}')
     r = summary['ratios']
     if 'train/plain + malloc tuning' in r:
         print('project / plain loop with the same allocator settings: '
               f'train {r["train/plain + malloc tuning"]:.2f}, infer '
               f'{r.get("test/plain + malloc tuning", float("nan")):.2f}')
-    print(last_line(r))
-
-
-def last_line(r: dict) -> str:
-    """``train: project/stock X.XX, ...; infer: ..., int8/project X.XX``;
-    a ratio whose cases did not run (``--only``) reads nan."""
-    def ratio(key):
-        return f'{r.get(key, float("nan")):.2f}'
-
-    line = (f'train: project/stock {ratio("train/stock")}, '
-            f'project/plain {ratio("train/plain")}; '
-            f'infer: project/stock {ratio("test/stock")}, '
-            f'project/plain {ratio("test/plain")}')
-    if 'test/onnx int8' in r:
-        line += f', int8/project {ratio("test/onnx int8")}'
-    return line
+    for line in last_line(r):
+        print(line)
 
 
 if __name__ == '__main__':

@@ -36,6 +36,8 @@ class IterClock:
         data = sum(self.starts[i] - self.ends[i - 1] for i in range(w, n))
         return dict(
             images_per_s=self.batch_size * (n - w) / elapsed,
+            # what the first batch took: a compile shows here
+            first_iter_s=self.ends[0] - self.starts[0],
             iter_ms=1e3 * elapsed / (n - w),
             data_ms=1e3 * data / (n - w),
             measured_iters=n - w,

@@ -1,27 +1,19 @@
-"""The ONNX inference cases: the model exported (float32 and int8) once per
-run, then timed through ``tools/test.py`` like the project's PyTorch case.
+"""The exports the runtime cases run: the benchmark's model exported once
+per run by ``tools/export.py``'s library call (ONNX and OpenVINO, float32
+and int8), then timed through ``tools/test.py`` like the project's PyTorch
+case.
 
-The export is ``tools/export.py``'s library call on the benchmark's photos:
-int8 calibrated on its training JPEGs and checked against PyTorch float32
-on its validation JPEGs (the agreement goes into the report; the benchmark
-never refuses the model, it reports what it measured).
+int8 is calibrated on the benchmark's training JPEGs and checked against
+PyTorch float32 on its validation JPEGs (the agreements go into the
+report; the benchmark never refuses a model, it reports what it measured).
 """
-import os.path as osp
-
+from .options import EXPORT_NAME, case_cfg_options
 from .photos import PROJECT_CONFIG
-from .runner_case import case_cfg_options
-
-MODEL_NAME = 'resnet50_flowers'
-ONNX_VARIANTS = {'fp32': '.onnx', 'int8': '.int8.onnx'}
-
-
-def onnx_model_file(export_dir: str, variant: str) -> str:
-    return osp.join(export_dir, MODEL_NAME + ONNX_VARIANTS[variant])
 
 
 def run_export_case(case: dict) -> dict:
-    """Export the benchmark checkpoint to ONNX float32 and int8, with the
-    options tools/export.py takes."""
+    """Export the benchmark checkpoint in ``case['formats']``, with the
+    options tools/export.py takes; the int8 formats' agreement checks."""
     from mmengine.config import Config
 
     from flower_mm.cli import test as test_cli
@@ -39,10 +31,11 @@ def run_export_case(case: dict) -> dict:
     described = export_classifier(
         merge_cfg_options(Config.fromfile(PROJECT_CONFIG), args.cfg_options),
         case['checkpoint'],
-        ['onnx', 'onnx-int8'],
+        case['formats'],
         case['export_dir'],
-        name=MODEL_NAME,
+        name=EXPORT_NAME,
         calib_images=case['calib_images'],
         verify_images=case['verify_images'],
         min_agreement=0.)
-    return next(d['agreement'] for d in described if 'agreement' in d)
+    return {d['format']: d['agreement'] for d in described
+            if 'agreement' in d}

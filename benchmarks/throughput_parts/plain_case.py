@@ -5,7 +5,7 @@ import time
 from .clock import IterClock
 from .pipeline_case import plain_transform, read_jpeg
 from .photos import PROJECT_CONFIG, build_project_model
-from .runner_case import total_iters
+from .options import total_iters
 
 
 def run_plain_case(case: dict) -> dict:

@@ -1,30 +1,7 @@
 """Cases (a) and (b): MMEngine's Runner, on the stock or project recipe."""
 from .clock import IterClock, make_clock_hook
+from .options import case_cfg_options, export_file, total_iters
 from .photos import PROJECT_CONFIG, STOCK_CONFIG
-
-
-def total_iters(case: dict) -> int:
-    batches = -(-case['num_images'] // case['batch_size'])
-    return batches * case.get('epochs', 1)
-
-
-def case_cfg_options(case: dict) -> list:
-    """--cfg-options pointing a config at the benchmark data."""
-    root, n = case['data_root'], case['num_images']
-    bs = case['batch_size']
-    opts = [
-        f'train_dataloader.dataset.data_root={root}',
-        f'train_dataloader.dataset.indices={n}',
-        f'train_dataloader.batch_size={bs}',
-        f'test_dataloader.dataset.data_root={root}',
-        f'test_dataloader.dataset.indices={n}',
-        f'test_dataloader.batch_size={bs}',
-        f'model.backbone.init_cfg.checkpoint={case["checkpoint"]}',
-        f'train_cfg.max_epochs={case.get("epochs", 1)}',
-        # Saving happens after the measured iterations; skip its time.
-        'default_hooks.checkpoint=None',
-    ]
-    return opts + case.get('extra_options', [])
 
 
 def run_runner_case(case: dict) -> dict:
@@ -41,14 +18,15 @@ def run_runner_case(case: dict) -> dict:
         tool = train_cli if train else test_cli
         options = case_cfg_options(case)
         model = case['checkpoint']
-        if case.get('onnx'):
-            from .onnx_case import onnx_model_file
-            model = onnx_model_file(case['export_dir'], case['onnx'])
+        if case.get('export'):
+            model = export_file(case['export_dir'], case['export'])
             # The export replaces the config's model.
             options = [o for o in options if not o.startswith('model.')]
         argv = [PROJECT_CONFIG] + ([] if train else [model])
         argv += ['--work-dir', work_dir, '--cfg-options', *options]
-        if train:
+        if not train:
+            argv += ['--backend', case.get('backend', 'pytorch')]
+        elif not case.get('val_images'):
             argv.insert(1, '--no-validate')
         args = tool.get_args_parser().parse_args(argv)
         cfg = tool.merge_args(Config.fromfile(args.config), args)
