@@ -66,9 +66,13 @@ def make_flower_dataset(root: Path, train_per_class=4, val_per_class=3):
 
 @pytest.fixture(scope='session', autouse=True)
 def isolated_cache_dir(tmp_path_factory):
-    """flower-mm's cache (image-check verdicts) in a temporary folder, for
-    the tests and the tools they start, never the user's."""
+    """flower-mm's cache (image-check verdicts) and Inductor's compile cache
+    in temporary folders, for the tests and the tools they start, never the
+    user's: the session's compiled tests compile from scratch once, then
+    share what they compiled."""
     os.environ['FLOWER_MM_CACHE_DIR'] = str(tmp_path_factory.mktemp('cache'))
+    os.environ['TORCHINDUCTOR_CACHE_DIR'] = str(
+        tmp_path_factory.mktemp('inductor_cache'))
 
 
 @pytest.fixture(scope='session')
@@ -537,19 +541,48 @@ def learned_model(tmp_path_factory) -> LearnedModel:
 @pytest.fixture(scope='session')
 def exported_model(learned_model, tmp_path_factory):
     """``learned_model`` exported by tools/export.py in every format (int8
-    calibrated on 4 training photos, checked on 3 val photos): ``dir``,
-    ``int8`` (its .int8.onnx) and the tool's ``stdout``."""
+    calibrated on 4 training photos, checked on the 20 val photos):
+    ``dir``, ``int8`` (its .int8.onnx), ``onnx``, ``openvino`` (.xml),
+    ``openvino_int8`` (.int8.xml) and the tool's ``stdout``."""
     from types import SimpleNamespace
     out_dir = tmp_path_factory.mktemp('exported') / 'export'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'export.py', learned_model.config,
         learned_model.checkpoint, '--format', 'torchscript', 'onnx',
-        'onnx-int8', '--out', out_dir, '--check-images',
+        'onnx-int8', 'openvino', 'openvino-int8', '--out', out_dir,
+        '--check-images',
         *learned_model.val_images[::7],  # daisy, dandelion, sunflower
         '--calib-images', '4', '--cfg-options', *learned_model.cfg_options
     ], cwd=out_dir.parent)
+    name = out_dir / 'resnet50_flowers'
     return SimpleNamespace(dir=out_dir, stdout=proc.stdout,
-                           int8=out_dir / 'resnet50_flowers.int8.onnx')
+                           onnx=Path(f'{name}.onnx'),
+                           int8=Path(f'{name}.int8.onnx'),
+                           openvino=Path(f'{name}.xml'),
+                           openvino_int8=Path(f'{name}.int8.xml'))
+
+@pytest.fixture(scope='session')
+def mmpretrain_scores(learned_model) -> np.ndarray:
+    """MMPretrain's ImageClassificationInferencer (PyTorch float32) on
+    ``learned_model``'s val photos: the [20, 5] scores every inference path
+    and backend is compared with."""
+    from mmengine.config import Config
+    from mmpretrain.apis import ImageClassificationInferencer
+
+    from flower_mm.experiments import parse_cfg_options
+    from flower_mm.utils import merge_cfg_options
+    cfg = merge_cfg_options(Config.fromfile(learned_model.config),
+                            parse_cfg_options(learned_model.cfg_options))
+    inferencer = ImageClassificationInferencer(
+        model=cfg, pretrained=str(learned_model.checkpoint), device='cpu')
+    assert list(inferencer.classes) == list(FLOWER_CLASSES)
+    results = inferencer(learned_model.val_images, batch_size=8)
+    assert len(results) == len(learned_model.val_images)
+    scores = np.stack([r['pred_scores'] for r in results])
+    # Comparisons against these scores mean something only if they vary.
+    assert_answers_vary(scores, learned_model.val_labels)
+    return scores
+
 
 def assert_answers_vary(scores, labels=None, min_classes=4,
                         min_spread=0.5) -> None:

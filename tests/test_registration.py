@@ -41,7 +41,7 @@ def test_registration_registers_what_flower_mm_alone_does_not():
                  'ConfigCheckHook', 'MallocTuningHook',
                  'PretrainedWeightsCheckHook', 'ResumableRandomnessHook'],
         'loop': ['AmpTestLoop', 'AmpValLoop'],
-        'model': ['OnnxClassifier'],
+        'model': ['ExportedClassifier'],
         'optimizer_wrapper': ['DeviceAmpOptimWrapper'],
         'runner': ['FlowerRunner'],
         'transform': ['FastColorJitter', 'RobustLoadImageFromFile'],

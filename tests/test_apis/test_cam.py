@@ -12,7 +12,7 @@ import torch
 from conftest import keep_for_docs
 from mmengine.config import Config
 
-from flower_mm.apis import (CAM_METHODS, BatchImageClassifier, CamTargetError,
+from flower_mm.apis import (CAM_METHODS, PyTorchPredictor, CamTargetError,
                             compute_cam, default_target_layers,
                             overlay_heatmap)
 from flower_mm.visualization import plot_cam
@@ -104,7 +104,7 @@ def patch_checkpoint(tmp_path_factory, one_thread):
 
 @pytest.fixture(scope='module')
 def classifier(patch_checkpoint):
-    return BatchImageClassifier(patch_config(), str(patch_checkpoint), 'cpu')
+    return PyTorchPredictor(patch_config(), str(patch_checkpoint), 'cpu')
 
 
 def test_patch_model_has_learned(classifier):
@@ -172,7 +172,7 @@ def test_every_method_runs_and_gradient_methods_find_the_patch(classifier):
 
 def test_target_category_by_name_or_index_and_fp32(patch_checkpoint, tmp_path):
     # bf16 test precision: the CAM still runs in fp32.
-    clf = BatchImageClassifier(patch_config(fp16=True),
+    clf = PyTorchPredictor(patch_config(fp16=True),
                                str(patch_checkpoint), 'cpu')
     assert clf.cast_dtype == torch.bfloat16
     path = tmp_path / 'patch.png'

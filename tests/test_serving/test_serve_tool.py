@@ -42,7 +42,9 @@ def server(learned_model, tmp_path_factory):
     proc = start_tool([
         REPO_ROOT / 'tools' / 'serve.py', learned_model.config,
         learned_model.checkpoint, '--port', port, '--device', 'cpu',
-        '--cfg-options', *learned_model.cfg_options
+        # eager: this module tests the API and the page, not the backends
+        # (tests/test_serving/test_serving_backends.py)
+        '--backend', 'pytorch', '--cfg-options', *learned_model.cfg_options
     ], cwd=log.parent, log_path=log)
     url = f'http://127.0.0.1:{port}'
     deadline = time.monotonic() + 180
@@ -213,7 +215,7 @@ def test_serve_binds_localhost_by_default():
         sys.path.pop(0)
     args = serve.get_args_parser().parse_args(['a.py', 'b.pth'])
     assert (args.host, args.port, args.backend) == ('127.0.0.1', 8000,
-                                                     'pytorch')
+                                                     'auto')
     assert (args.max_batch, args.max_upload_mb) == (16, 20)
 
 

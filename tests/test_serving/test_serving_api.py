@@ -26,7 +26,10 @@ def served(learned_model):
     cfg = merge_cfg_options(
         Config.fromfile(learned_model.config),
         parse_cfg_options(learned_model.cfg_options))
-    app = create_app(cfg, str(learned_model.checkpoint), device='cpu')
+    # eager: this module tests the API, not the backends
+    # (test_serving_backends.py)
+    app = create_app(cfg, str(learned_model.checkpoint), device='cpu',
+                     backend='pytorch')
     with TestClient(app) as client:
         yield app, client
 
@@ -78,10 +81,10 @@ def gated(classifier):
         def __getattr__(self, name):
             return getattr(classifier, name)
 
-        def predict_bytes(self, *args, **kwargs):
+        def classify_prepared(self, *args, **kwargs):
             self.entered.set()
             assert self.release.wait(30), 'the test never released the model'
-            return classifier.predict_bytes(*args, **kwargs)
+            return classifier.classify_prepared(*args, **kwargs)
 
     return Gated()
 
@@ -434,25 +437,27 @@ def test_cam_waits_for_the_running_batch(served, classifier, photos,
 
 
 class PredictionsOnly:
-    """What the onnx backend offers the app: predictions, no PyTorch model
-    (a view of the real classifier without its ``inferencer``)."""
+    """What a runtime backend offers the app: predictions, no PyTorch
+    model (a view of the real classifier without its ``model``)."""
 
     def __init__(self, classifier):
         self.classes = classifier.classes
-        self.predict_bytes = classifier.predict_bytes
+        self.prepare_bytes = classifier.prepare_bytes
+        self.classify_prepared = classifier.classify_prepared
 
 
 def test_no_cam_without_gradients(served, classifier, photos, expected):
     info = served[0].state.model_info.model_dump(
         exclude={'max_batch', 'max_files', 'max_upload_mb', 'explain'})
-    app = build_app(PredictionsOnly(classifier), {**info, 'backend': 'onnx'})
+    app = build_app(PredictionsOnly(classifier),
+                    {**info, 'backend': 'onnxruntime'})
     with TestClient(app) as client:
         assert client.get('/model').json()['explain'] is False
         response = post_cam(client, *photos[0])
         assert response.status_code == 501
         assert response.json()['detail'].startswith(
-            'Heat maps need the PyTorch model (gradients); the onnx '
-            'backend has none.')
+            'Heat maps need the PyTorch model (gradients); the '
+            'onnxruntime backend has none.')
         [result] = post(client, photos[:1]).json()['results']
         assert_matches(result, expected[photos[0][0]])
 
@@ -474,26 +479,3 @@ def wait_until(condition, timeout=30.):
     while not condition():
         assert time.monotonic() < deadline, 'timed out'
         time.sleep(0.01)
-
-
-def test_onnx_backend_serves_the_export_with_the_same_answers(
-        learned_model, exported_model, photos, expected):
-    """--backend onnx: the int8 model tools/export.py wrote, same top-1."""
-    cfg = merge_cfg_options(
-        Config.fromfile(learned_model.config),
-        parse_cfg_options(learned_model.cfg_options))
-    app = create_app(cfg, str(learned_model.checkpoint), device='cpu',
-                     backend='onnx', onnx=str(exported_model.dir))
-    with TestClient(app) as client:
-        info = client.get('/model').json()
-        assert info['backend'] == 'onnx'
-        assert info['precision'] == 'ONNX int8 (onnxruntime)'
-        assert info['checkpoint'] == exported_model.int8.name
-        response = post(client, photos)
-    assert response.status_code == 200
-    for result in response.json()['results']:
-        assert result['error'] is None
-        assert result['topk'][0]['label'] == expected[result['name']][0][
-            'class']
-        assert result['topk'][0]['score'] == pytest.approx(
-            expected[result['name']][0]['score'], abs=0.05)

@@ -8,7 +8,7 @@ import pytest
 from conftest import (REPO_ROOT, config_path, make_flower_image, run_tool,
                       tiny_cfg_options)
 
-from flower_mm.apis import BatchImageClassifier
+from flower_mm.apis import PyTorchPredictor
 from flower_mm.datasets import ClassFolderDataset, FlowerDataError
 from flower_mm.utils import set_auto_num_classes, uses_auto_num_classes
 
@@ -90,7 +90,7 @@ def test_custom_folders_config_trains_and_tests_three_classes(
                    for line in test.stdout.splitlines()), name
 
     # Prediction sizes the model by the checkpoint's classes.
-    classifier = BatchImageClassifier(
+    classifier = PyTorchPredictor(
         config_path('resnet50_custom_folders.py'), str(best), device='cpu')
     assert classifier.classes == list(CLASSES)
     assert classifier.inferencer.model.head.num_classes == 3

@@ -15,11 +15,11 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import (REPO_ROOT, assert_answers_vary, assert_user_error,
+from conftest import (REPO_ROOT, assert_user_error,
                       config_path, load_tool, run_tool)
 from mmengine.config import Config, DictAction
 
-from flower_mm.apis import BatchImageClassifier, collect_image_inputs
+from flower_mm.apis import PyTorchPredictor, collect_image_inputs
 from flower_mm.datasets import FLOWER_CLASSES
 from flower_mm.utils import cpu_has_native_bf16
 
@@ -56,21 +56,6 @@ def trained(tmp_path_factory, learned_model):
                            cfg=tiny_cfg(learned_model.cfg_options),
                            val_images=learned_model.val_images,
                            val_labels=learned_model.val_labels)
-
-
-@pytest.fixture(scope='module')
-def mmpretrain_scores(trained):
-    """MMPretrain's ImageClassificationInferencer on the checkpoint."""
-    from mmpretrain.apis import ImageClassificationInferencer
-    inferencer = ImageClassificationInferencer(
-        model=trained.cfg, pretrained=str(trained.checkpoint), device='cpu')
-    assert list(inferencer.classes) == list(FLOWER_CLASSES)
-    results = inferencer(trained.val_images, batch_size=8)
-    assert len(results) == len(trained.val_images)
-    scores = np.stack([r['pred_scores'] for r in results])
-    # Comparisons against these scores mean something only if they vary.
-    assert_answers_vary(scores, trained.val_labels)
-    return scores
 
 
 @pytest.fixture(scope='module')
@@ -133,7 +118,7 @@ FP32_NCHW = [
 
 
 def classify(cfg, trained, device='cpu'):
-    classifier = BatchImageClassifier(cfg, str(trained.checkpoint), device)
+    classifier = PyTorchPredictor(cfg, str(trained.checkpoint), device)
     results = classifier.predict(
         collect_image_inputs(trained.val_images), topk=5, batch_size=3,
         progress=False)
@@ -166,7 +151,7 @@ def test_batch_classifier_uses_the_test_precision_and_layout(
     assert classifier.precision == (
         'bfloat16 autocast, channels-last' if expected else
         'float32, channels-last')
-    conv = classifier.inferencer.model.backbone.conv1.weight
+    conv = classifier.model.backbone.conv1.weight
     assert conv.is_contiguous(memory_format=torch.channels_last)
     assert not conv.is_contiguous()
     for scores, theirs in zip(ours, mmpretrain_scores):
@@ -258,7 +243,7 @@ def test_infer_tool_json_and_exit_codes(trained, tmp_path, monkeypatch,
     assert [r['topk'][0]['class'] for r in results] == list(FLOWER_CLASSES)
     out = capsys.readouterr().out
     assert '5 of 5 images classified' in out
-    assert re.search(r'classified on \w+ \(float32\)\.', out), out
+    assert re.search(r'classified on \w+ with pytorch \(float32\)\.', out), out
 
     monkeypatch.setattr(sys, 'argv', [
         'infer.py', CONFIG, str(trained.checkpoint), trained.val_images[0],
@@ -401,7 +386,7 @@ def test_infer_tool_on_int8_model(exported_model, trained, tmp_path,
         *trained.val_images, '--out', out_csv, '--topk', '2',
         '--no-progress'
     ], cwd=tmp_path)
-    assert '20 of 20 images classified on cpu (ONNX int8 (onnxruntime))' \
+    assert '20 of 20 images classified on cpu with onnxruntime (int8)' \
         in proc.stdout
     with open(out_csv) as f:
         rows = list(csv.reader(f))
@@ -442,8 +427,11 @@ def photo_sensitive_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.parametrize('fmt, suffix', [('onnx-int8', '.int8.onnx'),
+                                         ('openvino-int8', '.int8.xml')])
 def test_int8_export_calibrated_on_constant_images_fails(
-        trained, tmp_path, photo_sensitive_checkpoint, flower_data_root):
+        trained, tmp_path, photo_sensitive_checkpoint, flower_data_root,
+        fmt, suffix):
     calib_dir = tmp_path / 'constant'
     calib_dir.mkdir()
     for value in (0, 128, 255):
@@ -452,13 +440,13 @@ def test_int8_export_calibrated_on_constant_images_fails(
     out_dir = tmp_path / 'export'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'export.py', CONFIG, photo_sensitive_checkpoint,
-        '--format', 'onnx-int8', '--out', out_dir, '--calib-dir', calib_dir,
+        '--format', fmt, '--out', out_dir, '--calib-dir', calib_dir,
         '--num-check-images', '2', '--cfg-options', *trained.options,
         # verified on the colour-blob photos, whose top-1 this model
         # varies on (it answers one class for every stripe photo)
         f'val_dataloader.dataset.data_root={flower_data_root}'
     ], cwd=tmp_path, check=False)
-    int8 = out_dir / 'resnet50_flowers.int8.onnx'
+    int8 = out_dir / f'resnet50_flowers{suffix}'
     assert proc.returncode == 1
     assert_user_error(proc, f'error: {int8}: top-1 agrees with PyTorch '
                       'float32 on', 'of 15 validation photos, below the '
@@ -478,7 +466,7 @@ def test_export_refuses_to_pass_a_wrong_export(trained, tmp_path,
     import flower_mm.deployment.export as export_module
     right = export_module.deploy_inputs
     monkeypatch.setattr(export_module, 'deploy_inputs',
-                        lambda model, batch: right(model, batch)[:, [2, 1, 0]])
+                        lambda batch, rgb: right(batch, rgb)[:, [2, 1, 0]])
     out_dir = tmp_path / 'export'
     monkeypatch.setattr(sys, 'argv', [
         'export.py', CONFIG, str(trained.checkpoint), '--format', 'onnx',
