@@ -43,7 +43,8 @@ out. Results go to ``--out-dir`` as ``throughput.json`` and
 first, and the last lines are
 
     train: project/stock X.XX, project/plain Y.YY; infer: project/stock ...
-    infer: best/eager X.XX (backend), int8/eager X.XX; train: compiled/eager X.XX
+    infer: best/eager X.XX (backend), int8/eager X.XX; train: compiled/eager
+    X.XX  (one line)
 
 The parts live in ``benchmarks/throughput_parts/``: ``photos`` (data and
 model), ``options`` (the cases' config options and export files),

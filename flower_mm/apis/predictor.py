@@ -13,7 +13,8 @@ import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
-from typing import Callable, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import (Callable, Iterable, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 from mmengine.dataset import default_collate
 from mmengine.fileio import get as read_bytes

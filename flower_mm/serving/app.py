@@ -248,7 +248,8 @@ def build_app(classifier,
         try:
             result = await asyncio.wrap_future(future)
         except ImageDecodeError as err:
-            raise HTTPException(422, _named(name, failure_reason(err))) from None
+            raise HTTPException(
+                422, _named(name, failure_reason(err))) from None
         return CamResponse(
             **result, time_ms=(time.perf_counter() - start) * 1e3)
 

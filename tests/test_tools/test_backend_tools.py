@@ -52,18 +52,25 @@ def data_options(learned_model, export):
             if not (export and o.startswith('model.'))]
 
 
+def run_case(tool, case, learned_model, exported_model, tmp_path, *args):
+    """tools/<tool> on the case's model and --backend, with ``args``."""
+    kind, backend, options, _ = CASES[case]
+    return run_tool([
+        REPO_ROOT / 'tools' / tool, learned_model.config,
+        model_of(kind, learned_model, exported_model), *args, '--backend',
+        backend, '--cfg-options',
+        *data_options(learned_model, kind != 'checkpoint'), *options
+    ], cwd=tmp_path)
+
+
 @pytest.mark.parametrize('case', list(CASES))
 def test_infer_tool_gives_pytorch_fp32_answers_on_every_backend(
         case, learned_model, exported_model, mmpretrain_scores, tmp_path):
-    kind, backend, options, ran = CASES[case]
+    _, backend, _, ran = CASES[case]
     out = tmp_path / 'predictions.json'
-    proc = run_tool([
-        REPO_ROOT / 'tools' / 'infer.py', learned_model.config,
-        model_of(kind, learned_model, exported_model),
-        *learned_model.val_images, '--backend', backend, '--out', out,
-        '--topk', '5', '--no-progress', '--cfg-options',
-        *data_options(learned_model, kind != 'checkpoint'), *options
-    ], cwd=tmp_path)
+    proc = run_case('infer.py', case, learned_model, exported_model,
+                    tmp_path, *learned_model.val_images, '--out', out,
+                    '--topk', '5', '--no-progress')
     assert f'20 of 20 images classified on cpu with {ran}.' in proc.stdout
     assert f'Backend: {backend} (' in proc.stdout + proc.stderr
     results = json.loads(out.read_text())
@@ -84,19 +91,16 @@ def test_infer_tool_gives_pytorch_fp32_answers_on_every_backend(
                                   'openvino int8', 'pytorch-compiled'])
 def test_test_tool_gives_pytorch_fp32_answers_on_backends(
         case, learned_model, exported_model, mmpretrain_scores, tmp_path):
-    kind, backend, options, _ = CASES[case]
+    kind, backend, _, _ = CASES[case]
     out = tmp_path / 'results.pkl'
-    proc = run_tool([
-        REPO_ROOT / 'tools' / 'test.py', learned_model.config,
-        model_of(kind, learned_model, exported_model), '--backend', backend,
-        '--work-dir', tmp_path / 'work', '--out', out, '--cfg-options',
-        *data_options(learned_model, kind != 'checkpoint'), *options
-    ], cwd=tmp_path)
+    proc = run_case('test.py', case, learned_model, exported_model,
+                    tmp_path, '--work-dir', tmp_path / 'work', '--out', out)
     log = proc.stdout + proc.stderr
     if kind == 'checkpoint':
         assert "compile: the model's forward is compiled" in log
     else:
-        assert f'Backend: {backend} ({model_of(kind, learned_model, exported_model).name}; asked for)' in log
+        model = model_of(kind, learned_model, exported_model)
+        assert f'Backend: {backend} ({model.name}; asked for)' in log
     with open(out, 'rb') as f:
         dumped = pickle.load(f)
     by_path = {r['img_path']: int(r['pred_label'][0]) for r in dumped}
