@@ -223,3 +223,21 @@ def test_plain_case_applies_the_project_allocator_settings(
                                   if cpu_has_native_bf16() else 'float32')
     assert not result['channels_last']
     assert calls == [32 * 2**20]  # not tuned this time
+
+
+def test_chart_has_the_cases_and_the_side_by_side_speedups(throughput,
+                                                          tmp_path):
+    import cv2
+
+    def case(*rounds):
+        return dict(rounds_images_per_s=list(rounds),
+                    images_per_s=max(rounds))
+
+    results = {'test/project': case(60, 40), 'test/openvino int8': case(
+        240, 200), 'train/project': case(20), 'train/project compiled':
+        case(25)}
+    path = tmp_path / 'throughput.png'
+    throughput.plot(results, str(path), 'a machine, ' * 30 + '\nbatch 16')
+    image = cv2.imread(str(path))
+    # two panels side by side: images/s and speed-ups
+    assert image.shape[1] == 1440 and image.std() > 10

@@ -160,19 +160,38 @@ def print_table(results: dict, batch_size: int) -> None:
 
 
 def plot(results: dict, path: str, title: str) -> None:
+    """Left: images/s of each case (its best round). Right: the ratios the
+    report prints (median of the per-round ratios, so measured side by
+    side), the speed-ups over the eager project first."""
+    import textwrap
+
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     names = [n for n in results if not n.startswith(('epoch/', 'run/'))]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(names) + 1.5))
+    speedups = {k[5:] if k.startswith('test/') else k: v
+                for k, v in ratios(results).items()
+                if k in BACKEND_CASES or k in ('train/compiled',
+                                               'onnx int8/fp32')}
+    fig, (ax, right) = plt.subplots(
+        1, 2, figsize=(12, 0.35 * max(len(names), len(speedups)) + 2),
+        gridspec_kw=dict(width_ratios=[3, 2]))
     values = [results[n]['images_per_s'] for n in names]
     colours = ['tab:orange' if n in BACKEND_CASES or 'compiled' in n else
                'tab:blue' if '/project' in n else 'tab:gray' for n in names]
     ax.barh(names[::-1], values[::-1], color=colours[::-1])
     for y, v in enumerate(values[::-1]):
         ax.text(v, y, f' {v:.1f}', va='center', fontsize=8)
-    ax.set_xlabel('images/s')
-    ax.set_title(title, fontsize=9)
+    ax.set_xlabel('images/s (best round)')
+    labels, gains = list(speedups)[::-1], list(speedups.values())[::-1]
+    right.barh(labels, gains, color='tab:orange')
+    right.axvline(1, color='black', linewidth=0.8)
+    for y, v in enumerate(gains):
+        right.text(v, y, f' {v:.2f}x', va='center', fontsize=8)
+    right.set_xlabel('speed-up over eager, side by side\n'
+                     '(median of the per-round ratios)')
+    fig.suptitle('\n'.join(part for line in title.splitlines()
+                           for part in textwrap.wrap(line, 110)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
