@@ -584,6 +584,39 @@ def mmpretrain_scores(learned_model) -> np.ndarray:
     return scores
 
 
+@pytest.fixture(scope='session')
+def photo_sensitive_checkpoint(tmp_path_factory):
+    """The project's ResNet-50 at MMPretrain's default initialisation:
+    unlike ``learned_model``, its top-1 changes from one colour-blob photo
+    (``flower_data_root``) to the next, so a broken quantization shows in
+    the agreement (it answers one class for every stripe photo)."""
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmpretrain.registry import MODELS
+    init_default_scope('mmpretrain')
+    cfg = Config.fromfile(config_path('resnet50_flowers.py'))
+    cfg.model.backbone.pop('init_cfg')
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    path = tmp_path_factory.mktemp('init') / 'init.pth'
+    torch.save({'state_dict': model.state_dict(),
+                'meta': {'dataset_meta': {'classes': list(FLOWER_CLASSES)}}},
+               path)
+    return path
+
+
+@pytest.fixture(scope='session')
+def constant_images(tmp_path_factory) -> Path:
+    """A folder of three single-value images (black, grey, white): what
+    int8 must not be calibrated on."""
+    folder = tmp_path_factory.mktemp('constant')
+    for value in (0, 128, 255):
+        cv2.imwrite(str(folder / f'{value}.png'),
+                    np.full((80, 80, 3), value, np.uint8))
+    return folder
+
+
 def assert_answers_vary(scores, labels=None, min_classes=4,
                         min_spread=0.5) -> None:
     """Before two paths are compared: their answers are not nearly constant.

@@ -55,25 +55,8 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
-    if is_export(args.checkpoint):
-        choice = choose_backend(args.checkpoint, args.backend, 'cpu')
-        check_export_fits_config(
-            cfg, read_export_description(choice.model_file),
-            choice.model_file)
-        # The export replaces the network; data, evaluator and hooks stay.
-        cfg.model = dict(type='ExportedClassifier',
-                         model_file=choice.model_file,
-                         runtime=choice.backend,
-                         float_precision=export_float_precision(cfg))
-        # The export normalises inside; the Runner would otherwise hand the
-        # model the config's normalising data_preprocessor.
-        cfg.data_preprocessor = None
-        cfg.load_from = None
-        cfg.compile = False
-        print_log(f'Backend: {choice.backend} '
-                  f'({osp.basename(choice.model_file)}; {choice.reason})',
-                  logger='current')
-    else:
+    export = is_export(args.checkpoint)
+    if not export:
         # A runtime backend needs an export; a compiled one a compiler.
         choose_backend(args.checkpoint, args.backend)
         cfg.load_from = args.checkpoint
@@ -81,10 +64,39 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         # flower configs) decides by the size of the test set.
         if args.backend != 'auto':
             cfg.compile = args.backend == 'pytorch-compiled'
-
     if args.amp:
         # MMEngine's TestLoop(fp16=True), bf16 on a CPU, fp32 predictions.
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, type='AmpTestLoop',
                             fp16=True)
+    options = dict(args.cfg_options or {})
+    # An export's own options (model.num_threads=N) apply to it, after it
+    # has replaced the network.
+    model_options = {key: options.pop(key) for key in list(options)
+                     if export and key.startswith('model.')}
     # Typos that MMEngine would silently add as unused keys are errors.
-    return merge_cfg_options(cfg, args.cfg_options)
+    cfg = merge_cfg_options(cfg, options)
+    if export:
+        cfg = merge_cfg_options(use_export(cfg, args), model_options)
+    return cfg
+
+
+def use_export(cfg: Config, args: argparse.Namespace) -> Config:
+    """The export (``args.checkpoint``) in place of the config's network,
+    on the backend ``args.backend`` names or ``auto`` picks; its float
+    layers at the config's test precision."""
+    choice = choose_backend(args.checkpoint, args.backend, 'cpu')
+    check_export_fits_config(cfg, read_export_description(choice.model_file),
+                             choice.model_file)
+    # The export replaces the network; data, evaluator and hooks stay.
+    cfg.model = dict(type='ExportedClassifier', model_file=choice.model_file,
+                     runtime=choice.backend,
+                     float_precision=export_float_precision(cfg))
+    # The export normalises inside; the Runner would otherwise hand the
+    # model the config's normalising data_preprocessor.
+    cfg.data_preprocessor = None
+    cfg.load_from = None
+    cfg.compile = False
+    print_log(f'Backend: {choice.backend} '
+              f'({osp.basename(choice.model_file)}; {choice.reason})',
+              logger='current')
+    return cfg

@@ -6,9 +6,11 @@ test loop, evaluator and report hooks on it, and the predictors of
 ``flower_mm.apis`` batch photos through it exactly as through the PyTorch
 model.
 """
+import os.path as osp
 from typing import List, Optional
 
 import torch
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -65,10 +67,12 @@ class ExportedClassifier(BaseModel):
         self.model_file = model_file
         self.session = open_session(model_file, runtime, float_precision,
                                     num_threads)
+        print_log(f'ExportedClassifier: {osp.basename(model_file)} on '
+                  f'{self.session.describe()}', logger='current')
 
     @property
     def precision(self) -> str:
-        """E.g. 'OpenVINO int8, bfloat16 elsewhere'."""
+        """E.g. 'openvino (int8, bfloat16 elsewhere)'."""
         return self.session.describe()
 
     def forward(self,

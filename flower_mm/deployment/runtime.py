@@ -120,9 +120,8 @@ class RuntimeSession:
         raise NotImplementedError
 
     def describe(self) -> str:
-        """E.g. 'onnxruntime int8' or 'OpenVINO bfloat16'."""
-        name = 'OpenVINO' if self.runtime == 'openvino' else self.runtime
-        return f'{name} {self.precision}'
+        """E.g. 'onnxruntime (int8)' or 'openvino (bfloat16)'."""
+        return f'{self.runtime} ({self.precision})'
 
 
 class OnnxRuntimeSession(RuntimeSession):

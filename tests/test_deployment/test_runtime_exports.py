@@ -1,12 +1,14 @@
 """tools/export.py's runtime formats on the session's learned model: the
 OpenVINO IR matches PyTorch, both int8 models agree with it, and the ONNX
 int8 model runs every convolution and residual addition in int8 on
-onnxruntime (what makes it faster than float32)."""
+onnxruntime (what makes it faster than float32); where NNCF's defaults fall
+short, accuracy control."""
 import collections
 import json
 
 import onnx
 import onnxruntime as ort
+from conftest import REPO_ROOT, run_tool
 
 
 def meta_of(path):
@@ -38,7 +40,7 @@ def test_both_int8_exports_agree_with_pytorch_on_every_val_photo(
         agreement = meta['agreement']
         assert agreement['num_images'] == 20
         assert agreement['top1_agreement'] >= 0.99 and agreement['passed']
-    assert meta['agreement']['runtime'] == 'OpenVINO int8'
+    assert meta['agreement']['runtime'] == 'openvino (int8)'
     assert meta['calibration']['control_images'] == 4
     assert (f'openvino-int8: {exported_model.openvino_int8} (+ .json); '
             'top-1 agreement with PyTorch 100.0 % >= 99 %'
@@ -58,3 +60,34 @@ def test_onnx_int8_runs_every_convolution_in_int8(exported_model, tmp_path):
             options.optimized_model_filepath).graph.node)
     assert ops['Conv'] == 0 and ops['Add'] == 0, ops
     assert ops['QLinearConv'] == 53 and ops['QLinearAdd'] == 16, ops
+
+
+def test_openvino_int8_keeps_layers_in_float_where_defaults_disagree(
+        learned_model, photo_sensitive_checkpoint, flower_data_root,
+        constant_images, tmp_path):
+    """Calibrated on three constant images, NNCF's defaults agree with
+    float32 on few control photos (colour blobs, whose top-1 this model
+    varies on): the export quantizes again with accuracy control, says so,
+    and still has to pass the agreement check on validation photos."""
+    out_dir = tmp_path / 'export'
+    proc = run_tool([
+        REPO_ROOT / 'tools' / 'export.py', learned_model.config,
+        photo_sensitive_checkpoint, '--format', 'openvino-int8', '--out',
+        out_dir, '--calib-dir', constant_images, '--num-check-images', '2',
+        '--cfg-options', *learned_model.cfg_options,
+        *[f'{split}_dataloader.dataset.data_root={flower_data_root}'
+          for split in ('train', 'val')]
+    ], cwd=tmp_path)
+    meta = meta_of(out_dir / 'resnet50_flowers.int8.xml')
+    calibration = meta['calibration']
+    assert calibration['control_images'] == 20  # the blob training photos
+    assert calibration['control_agreement_defaults'] < 0.99
+    assert calibration['method'].endswith(
+        'accuracy control (layers that cost top-1 agreement with float32 '
+        'beyond 1 % kept in float)')
+    assert ("NNCF's defaults agree with float32 on "
+            f"{100 * calibration['control_agreement_defaults']:.1f} % of 20 "
+            'control photos; quantizing with accuracy control'
+            ) in proc.stdout + proc.stderr
+    assert meta['agreement']['passed']
+    assert meta['agreement']['top1_agreement'] >= 0.99

@@ -88,10 +88,11 @@ def test_infer_tool_gives_pytorch_fp32_answers_on_every_backend(
 
 
 @pytest.mark.parametrize('case', ['onnx fp32 on onnxruntime',
+                                  'openvino fp32 IR in fp32',
                                   'openvino int8', 'pytorch-compiled'])
 def test_test_tool_gives_pytorch_fp32_answers_on_backends(
         case, learned_model, exported_model, mmpretrain_scores, tmp_path):
-    kind, backend, _, _ = CASES[case]
+    kind, backend, _, ran = CASES[case]
     out = tmp_path / 'results.pkl'
     proc = run_case('test.py', case, learned_model, exported_model,
                     tmp_path, '--work-dir', tmp_path / 'work', '--out', out)
@@ -101,6 +102,8 @@ def test_test_tool_gives_pytorch_fp32_answers_on_backends(
     else:
         model = model_of(kind, learned_model, exported_model)
         assert f'Backend: {backend} ({model.name}; asked for)' in log
+        # at the config's test precision (--cfg-options test_cfg.fp16=...)
+        assert f'ExportedClassifier: {model.name} on {ran}' in log
     with open(out, 'rb') as f:
         dumped = pickle.load(f)
     by_path = {r['img_path']: int(r['pred_label'][0]) for r in dumped}

@@ -407,40 +407,15 @@ def test_onnx_model_without_its_json_is_one_error_line(tmp_path):
                       'export with tools/export.py')
 
 
-@pytest.fixture(scope='module')
-def photo_sensitive_checkpoint(tmp_path_factory):
-    """The project's ResNet-50 at MMPretrain's default initialisation:
-    unlike the 1-epoch checkpoint, its top-1 changes from photo to photo,
-    so a broken quantization shows in the agreement."""
-    from mmengine.registry import init_default_scope
-    from mmpretrain.registry import MODELS
-    init_default_scope('mmpretrain')
-    cfg = Config.fromfile(CONFIG)
-    cfg.model.backbone.pop('init_cfg')
-    torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    path = tmp_path_factory.mktemp('init') / 'init.pth'
-    torch.save({'state_dict': model.state_dict(),
-                'meta': {'dataset_meta': {'classes': list(FLOWER_CLASSES)}}},
-               path)
-    return path
-
-
 @pytest.mark.parametrize('fmt, suffix', [('onnx-int8', '.int8.onnx'),
                                          ('openvino-int8', '.int8.xml')])
 def test_int8_export_calibrated_on_constant_images_fails(
         trained, tmp_path, photo_sensitive_checkpoint, flower_data_root,
-        fmt, suffix):
-    calib_dir = tmp_path / 'constant'
-    calib_dir.mkdir()
-    for value in (0, 128, 255):
-        cv2.imwrite(str(calib_dir / f'{value}.png'),
-                    np.full((80, 80, 3), value, np.uint8))
+        constant_images, fmt, suffix):
     out_dir = tmp_path / 'export'
     proc = run_tool([
         REPO_ROOT / 'tools' / 'export.py', CONFIG, photo_sensitive_checkpoint,
-        '--format', fmt, '--out', out_dir, '--calib-dir', calib_dir,
+        '--format', fmt, '--out', out_dir, '--calib-dir', constant_images,
         '--num-check-images', '2', '--cfg-options', *trained.options,
         # verified on the colour-blob photos, whose top-1 this model
         # varies on (it answers one class for every stripe photo)
