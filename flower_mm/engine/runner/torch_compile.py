@@ -3,8 +3,9 @@
 What is compiled is the network (``model.extract_feat``: backbone and
 neck), not MMEngine's ``train_step``: compiling the whole step (data
 preprocessor, loss, backward, optimizer) ran 7x slower than eager on a
-2-core CPU, while the forward alone, with its backward, trains 1.2-1.3x
-faster and predicts 3-4x faster (docs/benchmarks.md). Checkpoints keep
+2-core CPU with native bf16, while the network alone, with its backward,
+trains 1.3x and predicts 3.6x as fast as eager there (less end to end,
+where data loading shares the cores: docs/benchmarks.md). Checkpoints keep
 their keys: only a bound method is replaced, no module is wrapped.
 
 Compiling costs 20-50 s on 2 CPU cores (less with Inductor's on-disk cache,
