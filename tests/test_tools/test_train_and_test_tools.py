@@ -181,6 +181,10 @@ def test_train_flags_no_validate_and_auto_scale_lr(tmp_path, flower_data_root,
     """--no-validate: no val loop, no accuracy, no best checkpoint;
     --auto-scale-lr: lr 0.01 for batch 32 becomes 0.01 * 5 / 32 at batch 5
     on one process, at every iteration."""
+    # The val split at the config's own data root, so that a validation
+    # that ran would find it; --no-validate leaves no val loader to set.
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'flower_dataset').symlink_to(flower_data_root)
     work_dir = tmp_path / 'work_dir'
     proc = run_tool([
         TRAIN,
@@ -188,7 +192,7 @@ def test_train_flags_no_validate_and_auto_scale_lr(tmp_path, flower_data_root,
         '--no-validate', '--auto-scale-lr', '--cfg-options',
         *(o for o in tiny_cfg_options(flower_data_root, pretrained_ckpt,
                                       epochs=1)
-          if not o.startswith(('val_', 'test_'))),  # no loaders to set
+          if not o.startswith(('val_', 'test_'))),
         'default_hooks.logger.interval=1'
     ], cwd=tmp_path)
     log = proc.stdout + proc.stderr
