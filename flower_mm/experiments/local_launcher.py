@@ -138,7 +138,15 @@ class LocalLauncher:
                 submitted[state['job_id']] = run
         if not submitted or shutil.which('squeue') is None:
             return
-        jobs = slurm_jobs()
+        try:
+            jobs = slurm_jobs()
+        except SweepError as err:
+            job_id, run = next(iter(submitted.items()))
+            raise SweepError(
+                f'{run.name} was submitted to Slurm as job {job_id}, and '
+                f'Slurm cannot say whether it still runs ({err}). Follow it '
+                f'with --launcher slurm, or delete {run.state_path} if it '
+                'is gone.') from err
         for job_id, run in submitted.items():
             if job_id in jobs and jobs[job_id].state in ACTIVE_STATES:
                 raise SweepError(

@@ -6,6 +6,7 @@ import os
 
 import pytest
 from conftest import assert_user_error, run_tool
+from mmengine.config import Config
 from sweep_checks import (SWEEP, TEST_HOOKS_ENV, assert_cell_matches_logs,
                           read_csv, sweep_options, write_config)
 
@@ -39,7 +40,7 @@ def test_gpus_k_trains_k_seeds_at_once_one_gpu_each(
     config = write_config(
         tmp_path / 'tiny_r18.py', 'resnet18_flowers.py', 1,
         hooks=f'dict(barrier=dict(type="BarrierHook", folder={str(barrier)!r}'
-        ', parties=2, timeout=300))')
+        ', parties=2, timeout=120))')
     work_root = tmp_path / 'sweep'
     cmd = [
         SWEEP, config, '--seeds', '2', '--gpus', '2', '--work-root',
@@ -66,6 +67,10 @@ def test_gpus_k_trains_k_seeds_at_once_one_gpu_each(
         state = json.loads((run_dir / 'sweep_run.json').read_text())
         assert state['status'] == 'done'
         assert state['device'].startswith('1x Fake GPU ')
+        # The config each run trained with (tools/train.py dumps it).
+        dumped = Config.fromfile(run_dir / 'tiny_r18.py',
+                                 import_custom_modules=False)
+        assert dumped.randomness.seed == seed
 
     # The table: mean ± sample std over the two seeds' logs.
     row, = read_csv(work_root / 'results.csv')

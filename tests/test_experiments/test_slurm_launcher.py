@@ -20,7 +20,7 @@ from sweep_checks import (SWEEP, TEST_HOOKS_ENV, assert_cell_matches_logs,
                           logged_val_top1, read_csv, sweep_options,
                           write_config)
 
-from flower_mm.experiments import SlurmLauncher, Sweep
+from flower_mm.experiments import SlurmLauncher, Sweep, SweepError
 
 PARTITION = 'flowers'
 DAEMONS = ('munged', 'slurmctld', 'slurmd')
@@ -207,6 +207,14 @@ def test_slurm_sweep_resumes_a_cancelled_job_and_tabulates_4_runs(
     assert f'#SBATCH --partition={PARTITION}' in script
     assert 'tools/train.py' in script and ' --resume ' in script
     assert 'randomness.seed=1' in script
+    # Meanwhile the runs are Slurm's: a sweep on this machine keeps off.
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SweepError, match=(
+            f'tiny_a/seed0 is Slurm job {jobs["tiny_a/seed0"]} '
+            '\\((PENDING|RUNNING)\\): wait for it with --launcher slurm, or '
+            f'`scancel {jobs["tiny_a/seed0"]}`, before training it here.')):
+        Sweep(configs, str(work_root), options, seeds=2).run()
 
     # 2. Cancel tiny_a/seed1 in epoch 2; the next command finds it stopped
     # and submits it again, to resume from epoch 1.
@@ -264,8 +272,6 @@ def test_slurm_sweep_resumes_a_cancelled_job_and_tabulates_4_runs(
 
     # 4. Again: nothing is submitted, nothing in the work dirs changes.
     before = {p: p.stat().st_mtime_ns for p in work_root.glob('tiny_*/**/*')}
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
     launcher = SlurmLauncher(PARTITION, gpus_per_run=0)
     sweep = Sweep(configs, str(work_root), options, seeds=2,
                   launcher=launcher)

@@ -50,6 +50,18 @@ def test_welch_interval_of_a_gap_inside_the_noise():
     assert verdict(interval, report_difference=None) == 'within noise'
 
 
+def test_welch_degrees_of_freedom_follow_the_noisier_cell():
+    # Cell b never varies: Welch's df is cell a's n - 1 = 2 (t 4.302653),
+    # where pooling both cells would give 5 (t 2.570582). Standard error
+    # sqrt(1/3 + 0) = 0.577350; mean difference 2 - 5 = -3.
+    interval = welch_interval([1.0, 2.0, 3.0], [5.0, 5.0, 5.0, 5.0])
+    half = 4.302653 * 0.577350
+    assert (interval.low, interval.high) == pytest.approx(
+        (-3 - half, -3 + half), abs=1e-5)
+    assert interval.method == 'Welch t, 3 + 4 seeds'
+    assert verdict(interval, report_difference=0.8) == 'reversed'
+
+
 def test_welch_interval_needs_two_seeds_and_some_spread():
     assert welch_interval([92.0], [90.0, 91.0]) is None
     assert welch_interval([92.0, 92.0], [90.0, 90.0]) is None

@@ -13,8 +13,9 @@ from conftest import config_path, run_tool
 from sweep_checks import (SWEEP, logged_val_top1, read_csv, sweep_options,
                           write_config)
 
-from flower_mm.experiments import (EXPERIMENTS, Sweep, SweepError,
-                                   resolve_experiments, unique_cells)
+from flower_mm.experiments import (EXPERIMENTS, SlurmLauncher, Sweep,
+                                   SweepError, resolve_experiments,
+                                   unique_cells)
 
 
 def assert_table_matches_logs(work_root, epochs):
@@ -243,14 +244,54 @@ def test_bad_targets_fail_before_training(tmp_path, monkeypatch):
         unique_cells(resolve_experiments(['table1', str(clash)]))
     with pytest.raises(SweepError, match='"lr" is not KEY=VALUE'):
         Sweep(['table3'], str(tmp_path / 'w'), ['lr'])
+    # A typo in --cfg-options, caught as tools/train.py would, before any
+    # run starts.
+    with pytest.raises(SweepError, match='load_form'):
+        Sweep(['table3'], str(tmp_path / 'w'), ['load_form=x.pth'])
+    with pytest.raises(SweepError, match='--seeds 0: train at least one'):
+        Sweep(['table3'], str(tmp_path / 'w'), seeds=0)
+    with pytest.raises(SweepError, match='has no fixed randomness.seed, so '
+                       'its seeds would not be reproducible'):
+        Sweep(['table3'], str(tmp_path / 'w'), ['randomness.seed=None'])
+
+    def sweep_exits_with(*args):
+        """tools/sweep.py ARGS in this process: its error line."""
+        monkeypatch.setattr(sys, 'argv', [SWEEP, *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(SWEEP, run_name='__main__')
+        return str(exit_info.value)
 
     # The tool exits with the message, having made no work dir.
-    monkeypatch.setattr(sys, 'argv',
-                        [SWEEP, 'tabel1', '--work-root',
-                         str(tmp_path / 'w')])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(SWEEP, run_name='__main__')
-    assert str(exit_info.value) == (
+    work_root = tmp_path / 'w'
+    assert sweep_exits_with('tabel1', '--work-root', work_root) == (
         'error: "tabel1" is neither an experiment (table1, table2, table3, '
         'all) nor a config file.')
-    assert not osp.exists(tmp_path / 'w')
+    assert sweep_exits_with('table3', '--gpus', '2', '--launcher', 'slurm',
+                            '--partition', 'p', '--work-root', work_root) == (
+        'error: --gpus is for --launcher local; with Slurm, give each job '
+        'its GPUs with --gpus-per-run.')
+    assert sweep_exits_with('table3', '--launcher', 'slurm', '--work-root',
+                            work_root) == (
+        'error: --launcher slurm needs --partition P (`sinfo` lists the '
+        'partitions).')
+    assert sweep_exits_with('table3', '--partition', 'p', '--time', '1:00',
+                            '--work-root', work_root) == (
+        'error: --partition, --time only go with --launcher slurm.')
+    assert not osp.exists(work_root)
+
+
+def test_two_sweeps_in_one_work_root_are_refused(tmp_path, monkeypatch):
+    work_root = str(tmp_path / 'sweep')
+    held = Sweep(['table3'], work_root)._lock()
+    # Past the lock, this launcher would stop at once: no sbatch on PATH.
+    monkeypatch.setenv('PATH', '')
+    try:
+        with pytest.raises(SweepError, match=(
+                f'Another tools/sweep.py \\(pid {os.getpid()}\\) is working '
+                f'in {work_root}: wait for it to end, or use another')):
+            Sweep(['table3'], work_root,
+                  launcher=SlurmLauncher('flowers')).run()
+    finally:
+        held.close()
+    # Collecting results needs no lock.
+    assert Sweep(['table3'], work_root).run(collect_only=True) == []
