@@ -19,10 +19,12 @@ def error_bars(ax):
 
 def _runs(experiment, cell, bests, status='done', first_seed=0,
           work_dir=''):
-    """Runs of ``cell`` (seeds first_seed, ...) that scored ``bests``."""
+    """Runs of ``cell`` (seeds first_seed, ...) that scored ``bests``, and
+    one point less at their last epoch."""
     return [
         RunResult(experiment, cell.name, cell.label, cell.report_top1, seed,
-                  best, 1, best, 1, 1, None, 'cpu', status, work_dir, (1, ))
+                  best, 1, best - 1, 2, 2, None, 'cpu', status, work_dir,
+                  (1, 2))
         for seed, best in enumerate(bests, first_seed)
     ]
 
@@ -112,5 +114,5 @@ def test_differences_come_from_finished_runs_by_seed_or_by_photo(tmp_path):
                                 summarize_cells(experiments, runs))
     assert difference.verdict == 'n/a'
     assert difference.note == (
-        'resnet50_flowers seed 0 has no val predictions for epochs [1] '
+        'resnet50_flowers seed 0 has no val predictions for epochs [1, 2] '
         '(trained without ValPredictionsHook)')
