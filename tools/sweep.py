@@ -15,17 +15,12 @@ verdict, go to <work-root>/results.md, results.csv,
 results_differences.csv and results.png.
 """
 import argparse
-import os.path as osp
 import shlex
 import signal
-import sys
 
-# Make `flower_mm` importable when run as `python tools/sweep.py`.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-from flower_mm.experiments import (EXPERIMENTS, LocalLauncher,  # noqa: E402
-                                   SlurmLauncher, SweepError, Sweep)
-from flower_mm.utils import AMP_FLAG_HELP, exit_on_user_error  # noqa: E402
+from flower_mm.experiments import (EXPERIMENTS, LocalLauncher, SlurmLauncher,
+                                   Sweep, SweepError)
+from flower_mm.utils import AMP_FLAG_HELP, exit_on_user_error
 
 
 def experiments_help() -> str:
