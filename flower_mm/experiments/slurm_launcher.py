@@ -11,8 +11,9 @@ exits; the same command later reads where each job stands:
 - ``squeue`` for the jobs Slurm still knows (pending, running, and ended
   ones for ``MinJobAge``, 300 s by default);
 - the exit code the job's script writes when ``tools/train.py`` returns,
-  ``<work dir>/slurm-<job id>.exit.json``: 0 is done, anything else failed.
-  A job that ended without writing it was stopped from outside.
+  ``<work dir>/slurm-<job id>.exit.json``: 0 is done (even while Slurm is
+  still ending the job), anything else failed once the job has ended. A
+  job that ended without writing it was stopped from outside.
 
 No accounting (``sacct``) is needed, so a cluster without slurmdbd works.
 """
@@ -232,16 +233,8 @@ class SlurmLauncher:
                 counts['done'] = counts.get('done', 0) + 1
                 continue
             job = jobs.get(job_id) if job_id else None
-            if job is not None and job.state in ACTIVE_STATES:
-                status = 'queued' if job.state == 'PENDING' else 'running'
-                sweep.write_state(run, status)
-                where = (f'waiting: {job.reason}' if status == 'queued' else
-                         f'on {job.nodes}')
-                sweep.logger.info(f'{tag} {sweep.summary(run)} (job {job_id}'
-                                  f', {where})')
-                counts[status] = counts.get(status, 0) + 1
-                continue
             record = read_exit_record(run.work_dir, job_id) if job_id else None
+            # Training returned 0: done, even while the job is still ending.
             if record is not None and record.get('exit_code') == 0:
                 sweep.write_state(
                     run, 'done',
@@ -250,6 +243,15 @@ class SlurmLauncher:
                 sweep.logger.info(f'{tag} {sweep.summary(run)} (job '
                                   f'{job_id})')
                 counts['done'] = counts.get('done', 0) + 1
+                continue
+            if job is not None and job.state in ACTIVE_STATES:
+                status = 'queued' if job.state == 'PENDING' else 'running'
+                sweep.write_state(run, status)
+                where = (f'waiting: {job.reason}' if status == 'queued' else
+                         f'on {job.nodes}')
+                sweep.logger.info(f'{tag} {sweep.summary(run)} (job {job_id}'
+                                  f', {where})')
+                counts[status] = counts.get(status, 0) + 1
                 continue
             if record is not None:
                 failed.append(run.name)

@@ -296,7 +296,8 @@ def test_a_failing_job_is_named_with_its_log_and_submitted_again(
     run_dir = work_root / 'seven_classes' / 'seed0'
     run_tool(cmd, cwd=tmp_path, env=slurm_cluster.env)
     job = json.loads((run_dir / 'sweep_run.json').read_text())['job_id']
-    wait_for((run_dir / f'slurm-{job}.exit.json').exists, 'the job to fail',
+    wait_for(lambda: (run_dir / f'slurm-{job}.exit.json').exists() and
+             slurm_cluster.jobs().get(job) == 'FAILED', 'the job to fail',
              details=lambda: (run_dir / 'train.log').read_text()[-3000:])
 
     proc = run_tool(cmd, cwd=tmp_path, env=slurm_cluster.env, check=False)
