@@ -180,8 +180,9 @@ def test_slurm_sweep_resumes_a_cancelled_job_and_tabulates_4_runs(
     options = sweep_options(flower_data_root, resnet18_ckpt)
     cmd = [
         SWEEP, *configs, '--seeds', '2', '--launcher', 'slurm',
-        '--partition', PARTITION, '--gpus-per-run', '0', '--work-root',
-        work_root, '--cfg-options', *options
+        '--partition', PARTITION, '--gpus-per-run', '0',
+        '--slurm-args=--comment=sweep-e2e', '--work-root', work_root,
+        '--cfg-options', *options
     ]
     env = dict(TEST_HOOKS_ENV, **slurm_cluster.env)
     names = [f'tiny_{c}/seed{s}' for c in 'ab' for s in (0, 1)]
@@ -203,6 +204,10 @@ def test_slurm_sweep_resumes_a_cancelled_job_and_tabulates_4_runs(
                 f'from scratch), log {work_root / name / "train.log"}') in out
         assert state(name)['status'] == 'queued'
     assert '0 done, 0 running, 4 queued of 4 runs' in out
+    comments = dict(line.split() for line in slurm_cluster.run(
+        'squeue', '--noheader', '--states=all', '--format=%i %k').stdout
+        .splitlines())
+    assert {comments[job] for job in jobs.values()} == {'sweep-e2e'}
     script = (work_root / 'tiny_a/seed1/slurm_job.sh').read_text()
     assert f'#SBATCH --partition={PARTITION}' in script
     assert 'tools/train.py' in script and ' --resume ' in script
@@ -339,3 +344,26 @@ def test_slurm_missing_silent_or_without_the_partition_submits_nothing(
                       'runs')
     assert list(work_root.glob('**/sweep_run.json')) == []
     assert list(work_root.glob('**/slurm_job.sh')) == []
+
+
+def test_a_job_of_several_gpus_is_one_data_parallel_task_per_gpu(tmp_path):
+    # No cluster needed: the script a 2-GPU job would run.
+    sweep = Sweep(['table3'], str(tmp_path / 'sweep'), seeds=2)
+    launcher = SlurmLauncher('gpu', gpus_per_run=2, time='8:00:00',
+                             slurm_args=['--qos=high'])
+    run = sweep.runs[1]
+    lines = launcher.job_script(sweep, run).splitlines()
+    assert [line for line in lines if line.startswith('#SBATCH')] == [
+        '#SBATCH --job-name=resnet50_flowers.seed1',
+        '#SBATCH --partition=gpu',
+        f'#SBATCH --output={run.work_dir}/train.log',
+        '#SBATCH --open-mode=append', '#SBATCH --nodes=1',
+        '#SBATCH --ntasks=2', '#SBATCH --gres=gpu:2', '#SBATCH --time=8:00:00'
+    ]
+    srun, = [line for line in lines if line.startswith('srun ')]
+    assert srun.endswith(' --resume --cfg-options randomness.seed=1 '
+                         '--launcher slurm')
+    # Two such jobs on one node do not share torch.distributed's port.
+    assert 'export MASTER_PORT=$((20000 + SLURM_JOB_ID % 20000))' in lines
+    assert launcher.describe() == ('as Slurm jobs on partition gpu, 2 GPUs '
+                                   'each')
