@@ -332,10 +332,12 @@ def test_slurm_missing_silent_or_without_the_partition_submits_nothing(
                     check=False)
     assert_user_error(proc, '--launcher slurm: `sbatch` is not on PATH.')
 
-    # A slurm.conf whose controller nobody answers at.
+    # A slurm.conf whose controller nobody answers at (given up on after
+    # 1 s instead of 9).
     silent = tmp_path / 'slurm.conf'
     silent.write_text(slurm_cluster.conf.read_text().replace(
-        'SlurmctldPort=', f'SlurmctldPort={free_port()}\n#'))
+        'SlurmctldPort=', f'SlurmctldPort={free_port()}\n#') +
+        'MessageTimeout=2\n')
     proc = run_tool([*cmd, '--partition', PARTITION], cwd=tmp_path,
                     env={'SLURM_CONF': str(silent)}, check=False)
     assert_user_error(proc, 'Slurm does not answer: `scontrol show partition '
