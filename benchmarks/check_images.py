@@ -17,17 +17,14 @@ import json
 import os
 import os.path as osp
 import shutil
-import sys
 import tempfile
 import time
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
 
-from throughput_parts.photos import write_photos  # noqa: E402
+from throughput_parts.photos import write_photos
 
-from flower_mm.datasets.image_check import (  # noqa: E402
+from flower_mm.datasets.image_check import (
     cache_file_for, default_workers, find_broken_images)
 
 

@@ -32,10 +32,8 @@ import time
 import urllib.request
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, osp.join(REPO_ROOT, 'benchmarks'))
 
-from throughput_parts.photos import (PROJECT_CONFIG,  # noqa: E402
+from throughput_parts.photos import (PROJECT_CONFIG,
                                      write_checkpoint, write_photos)
 
 

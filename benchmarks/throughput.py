@@ -49,20 +49,18 @@ import time
 from datetime import datetime
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
-sys.path.insert(0, REPO_ROOT)
-sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 # IterClock: tests/test_benchmarks.py checks it through this module.
-from throughput_parts.clock import IterClock  # noqa: E402,F401
-from throughput_parts.onnx_case import run_export_case  # noqa: E402
-from throughput_parts.photos import (PHOTO_SIZE, UNIQUE_PHOTOS,  # noqa: E402
+from throughput_parts.clock import IterClock  # noqa: F401
+from throughput_parts.onnx_case import run_export_case
+from throughput_parts.photos import (PHOTO_SIZE, UNIQUE_PHOTOS,
                                      write_checkpoint, write_photos)
-from throughput_parts.pipeline_case import run_pipeline_case  # noqa: E402
-from throughput_parts.plain_case import run_plain_case  # noqa: E402
-from throughput_parts.report import (machine_description,  # noqa: E402
+from throughput_parts.pipeline_case import run_pipeline_case
+from throughput_parts.plain_case import run_plain_case
+from throughput_parts.report import (machine_description,
                                      plot, print_pipelines, print_table,
                                      ratios)
-from throughput_parts.runner_case import run_runner_case  # noqa: E402
+from throughput_parts.runner_case import run_runner_case
 
 # Photos to calibrate the int8 model on, and to compare it with PyTorch on.
 CALIB_IMAGES = dict(quick=32, full=128)

@@ -21,12 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
+import flower_mm.registration  # noqa: F401  (as the configs do)
+from flower_mm.datasets import FLOWER_CLASSES
+from tool_forkserver import ToolForkServer
 
-import flower_mm.registration  # noqa: E402,F401  (as the configs do)
-from flower_mm.datasets import FLOWER_CLASSES  # noqa: E402
-from tool_forkserver import ToolForkServer  # noqa: E402
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # One strongly separated colour (BGR) per class, so the synthetic task is
 # learnable in a few iterations even from a random backbone.

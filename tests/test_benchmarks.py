@@ -2,23 +2,19 @@
 
 The figures themselves are measured by running the script, not here.
 """
-import importlib.util
 from types import SimpleNamespace
 
 import pytest
-from conftest import REPO_ROOT
 
 from flower_mm.utils import cpu_has_native_bf16
 
 
 @pytest.fixture(scope='module')
 def throughput():
-    spec = importlib.util.spec_from_file_location(
-        'flower_benchmark_throughput',
-        REPO_ROOT / 'benchmarks' / 'throughput.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    # benchmarks/ is on the tests' path (pyproject.toml), as it is on a
+    # script's run as `python benchmarks/throughput.py`.
+    import throughput
+    return throughput
 
 
 def test_clock_excludes_warmup_and_splits_data_wait(throughput):

@@ -20,18 +20,17 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config
 
-import flower_mm.registration  # noqa: E402,F401  (also for old configs)
-from flower_mm.apis import collect_image_inputs  # noqa: E402
-from flower_mm.datasets import FlowerDataError  # noqa: E402
-from flower_mm.deployment import (  # noqa: E402
+import flower_mm.registration  # noqa: F401  (also for old configs)
+from flower_mm.apis import collect_image_inputs
+from flower_mm.datasets import FlowerDataError
+from flower_mm.deployment import (
     DEFAULT_CALIB_IMAGES, DEFAULT_MIN_AGREEMENT, DEFAULT_TOLERANCE,
     DEFAULT_VERIFY_IMAGES, EXPORT_FORMATS, ExportParityError,
     QuantizationAgreementError, export_classifier)
-from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
                              merge_cfg_options)
 

@@ -14,18 +14,16 @@ Exit code: 0 when every image was classified, 1 when some could not be
 read (they are listed with the reason), 2 for usage errors.
 """
 import argparse
-import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config
 
-import flower_mm.registration  # noqa: E402,F401  (also for old configs)
-from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,  # noqa: E402
+import flower_mm.registration  # noqa: F401  (also for old configs)
+from flower_mm.apis import (OUTPUT_FORMATS, BatchImageClassifier,
                             OnnxImageClassifier, collect_image_inputs,
                             predictions_table, write_predictions)
-from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
                              format_table, merge_cfg_options)
 

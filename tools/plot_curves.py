@@ -11,9 +11,8 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from flower_mm.visualization import (  # noqa: E402
+from flower_mm.visualization import (
     DEFAULT_KEYS, ScalarsNotFoundError, load_runs, plot_training_curves)
 
 

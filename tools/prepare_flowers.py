@@ -10,14 +10,12 @@ are listed in <out>/rejected.txt), 1 on errors, 2 on bad arguments.
 """
 import argparse
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from flower_mm.datasets.preparation import (  # noqa: E402
+from flower_mm.datasets.preparation import (
     DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_SOURCE_URL, DEFAULT_VAL_RATIO,
     prepare_flowers)
-from flower_mm.utils.table import format_table  # noqa: E402
-from flower_mm.utils.user_errors import exit_on_user_error  # noqa: E402
+from flower_mm.utils.table import format_table
+from flower_mm.utils.user_errors import exit_on_user_error
 
 
 def parse_args(argv=None):

@@ -9,16 +9,13 @@ Open http://127.0.0.1:8000/ for the page; POST photos to /predict (see
 authentication, so exposing it lets anyone who reaches the port use it.
 """
 import argparse
-import os.path as osp
-import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
+from mmengine.config import Config
 
-import flower_mm.registration  # noqa: E402,F401  (also for old configs)
-from flower_mm.serving import BACKENDS, create_app  # noqa: E402
-from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+import flower_mm.registration  # noqa: F401  (also for old configs)
+from flower_mm.serving import BACKENDS, create_app
+from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
                              merge_cfg_options)
 

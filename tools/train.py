@@ -6,107 +6,14 @@
 
 The device is picked by MMEngine: the GPU when there is one, else the CPU.
 """
-import argparse
 import os
-import os.path as osp
-import sys
 
-# Make `flower_mm` importable when run as `python tools/train.py`.
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmengine.config import Config
 
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.registry import RUNNERS  # noqa: E402
-from mmengine.runner import Runner  # noqa: E402
-
-import flower_mm.registration  # noqa: E402,F401  (also for old configs)
-from flower_mm.utils import (AMP_FLAG_HELP, amp_flag_dtype,  # noqa: E402
-                             exit_on_user_error, merge_cfg_options)
-
-
-def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description='Train a model')
-    parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='the dir to save logs and models')
-    parser.add_argument(
-        '--resume',
-        nargs='?',
-        type=str,
-        const='auto',
-        help='resume from this checkpoint; without a value, from the latest '
-        'checkpoint in the work dir')
-    parser.add_argument(
-        '--amp',
-        action='store_true',
-        help=f'train in {AMP_FLAG_HELP}')
-    parser.add_argument(
-        '--no-validate',
-        action='store_true',
-        help='do not evaluate checkpoints during training')
-    parser.add_argument(
-        '--auto-scale-lr',
-        action='store_true',
-        help='scale the learning rate by the actual batch size over '
-        '`auto_scale_lr.base_batch_size`')
-    parser.add_argument(
-        '--tensorboard',
-        action='store_true',
-        help='also write TensorBoard event files next to '
-        'vis_data/scalars.json (MMEngine\'s TensorboardVisBackend); view '
-        'them with `tensorboard --logdir work_dirs`')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs, e.g. '
-        'train_dataloader.batch_size=16 "model.head.topk=(1,)"')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
-    return parser
-
-
-def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
-    """Merge command-line arguments into the config (CLI wins)."""
-    if args.no_validate:
-        cfg.val_cfg = None
-        cfg.val_dataloader = None
-        cfg.val_evaluator = None
-
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
-
-    if args.amp:
-        # MMEngine's AmpOptimWrapper, which also runs bf16 on the CPU.
-        cfg.optim_wrapper.type = 'DeviceAmpOptimWrapper'
-        cfg.optim_wrapper.dtype = amp_flag_dtype()
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        cfg.resume = True
-        cfg.load_from = args.resume
-
-    if args.auto_scale_lr:
-        cfg.auto_scale_lr.enable = True
-
-    if args.tensorboard:
-        backends = cfg.visualizer.setdefault('vis_backends', [])
-        if not any(b.get('type') == 'TensorboardVisBackend'
-                   for b in backends):
-            backends.append(dict(type='TensorboardVisBackend'))
-
-    # Typos that MMEngine would silently add as unused keys are errors.
-    return merge_cfg_options(cfg, args.cfg_options)
+import flower_mm.registration  # noqa: F401  (also for old configs)
+from flower_mm.cli import build_runner
+from flower_mm.cli.train import get_args_parser, merge_args
+from flower_mm.utils import exit_on_user_error
 
 
 def main():
@@ -115,11 +22,7 @@ def main():
     # Bad configs, data and checkpoints end in one `error: ...` line.
     with exit_on_user_error():
         cfg = merge_args(Config.fromfile(args.config), args)
-        if 'runner_type' in cfg:
-            runner = RUNNERS.build(cfg)
-        else:
-            runner = Runner.from_cfg(cfg)
-        runner.train()
+        build_runner(cfg).train()
 
 
 if __name__ == '__main__':

@@ -17,20 +17,19 @@ import argparse
 import os.path as osp
 import sys
 
-sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmengine.config import Config  # noqa: E402
-from mmengine.utils import track_iter_progress  # noqa: E402
+from mmengine.config import Config
+from mmengine.utils import track_iter_progress
 
-import flower_mm.registration  # noqa: E402,F401  (also for old configs)
-from flower_mm.apis import (CAM_METHODS, BatchImageClassifier,  # noqa: E402
+import flower_mm.registration  # noqa: F401  (also for old configs)
+from flower_mm.apis import (CAM_METHODS, BatchImageClassifier,
                             collect_image_inputs, compute_cam,
                             resolve_target_category, resolve_target_layers)
-from flower_mm.transforms import ImageDecodeError  # noqa: E402
-from flower_mm.utils import (add_checkpoint_arguments,  # noqa: E402
+from flower_mm.transforms import ImageDecodeError
+from flower_mm.utils import (add_checkpoint_arguments,
                              check_checkpoint_arguments, exit_on_user_error,
                              merge_cfg_options)
-from flower_mm.visualization import plot_cam  # noqa: E402
+from flower_mm.visualization import plot_cam
 
 
 def get_args_parser() -> argparse.ArgumentParser:

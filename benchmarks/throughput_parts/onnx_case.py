@@ -9,7 +9,7 @@ never refuses the model, it reports what it measured).
 import os.path as osp
 
 from .photos import PROJECT_CONFIG
-from .runner_case import case_cfg_options, load_tool
+from .runner_case import case_cfg_options
 
 MODEL_NAME = 'resnet50_flowers'
 ONNX_VARIANTS = {'fp32': '.onnx', 'int8': '.int8.onnx'}
@@ -24,6 +24,7 @@ def run_export_case(case: dict) -> dict:
     options tools/export.py takes."""
     from mmengine.config import Config
 
+    from flower_mm.cli import test as test_cli
     from flower_mm.deployment import export_classifier
     from flower_mm.utils import merge_cfg_options
     root, n = case['data_root'], case['num_images']
@@ -32,14 +33,13 @@ def run_export_case(case: dict) -> dict:
         f'val_dataloader.dataset.data_root={root}',
         f'val_dataloader.dataset.indices={n}',
     ]
-    args = load_tool('export').get_args_parser().parse_args([
-        PROJECT_CONFIG, case['checkpoint'], '--format', 'onnx', 'onnx-int8',
-        '--cfg-options', *options
-    ])
+    # The options as the tools parse them (DictAction).
+    args = test_cli.get_args_parser().parse_args(
+        [PROJECT_CONFIG, case['checkpoint'], '--cfg-options', *options])
     described = export_classifier(
         merge_cfg_options(Config.fromfile(PROJECT_CONFIG), args.cfg_options),
         case['checkpoint'],
-        args.format,
+        ['onnx', 'onnx-int8'],
         case['export_dir'],
         name=MODEL_NAME,
         calib_images=case['calib_images'],

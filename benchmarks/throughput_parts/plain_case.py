@@ -5,7 +5,7 @@ import time
 from .clock import IterClock
 from .pipeline_case import plain_transform, read_jpeg
 from .photos import PROJECT_CONFIG, build_project_model
-from .runner_case import load_tool, total_iters
+from .runner_case import total_iters
 
 
 def run_plain_case(case: dict) -> dict:
@@ -15,6 +15,7 @@ def run_plain_case(case: dict) -> dict:
     from mmengine.config import Config
     from torchvision.datasets import ImageFolder
 
+    from flower_mm.cli import train as tool
     from flower_mm.engine import channels_last_enabled, loop_fp16
     from flower_mm.utils import resolve_amp_dtype, resolve_inference_dtype
 
@@ -22,7 +23,7 @@ def run_plain_case(case: dict) -> dict:
     train = case['mode'] == 'train'
     # Precision, layout and loader settings as the project's config says,
     # with the case's options merged as tools/train.py merges them.
-    tool, opts = load_tool('train'), case.get('extra_options', [])
+    opts = case.get('extra_options', [])
     args = tool.get_args_parser().parse_args(
         [PROJECT_CONFIG] + (['--cfg-options', *opts] if opts else []))
     cfg = tool.merge_args(Config.fromfile(PROJECT_CONFIG), args)

@@ -1,9 +1,6 @@
 """Cases (a) and (b): MMEngine's Runner, on the stock or project recipe."""
-import importlib.util
-import os.path as osp
-
 from .clock import IterClock, make_clock_hook
-from .photos import PROJECT_CONFIG, REPO_ROOT, STOCK_CONFIG
+from .photos import PROJECT_CONFIG, STOCK_CONFIG
 
 
 def total_iters(case: dict) -> int:
@@ -32,13 +29,16 @@ def case_cfg_options(case: dict) -> list:
 
 def run_runner_case(case: dict) -> dict:
     """(a) and (b): build the Runner as the tools do, time it."""
-    from mmengine.config import Config, DictAction  # noqa: F401
-    from mmengine.runner import Runner
+    from mmengine.config import Config
+
+    from flower_mm.cli import build_runner
 
     work_dir = case['work_dir']
     train = case['mode'] == 'train'
     if case['recipe'] == 'project':
-        tool = load_tool('train' if train else 'test')
+        from flower_mm.cli import test as test_cli
+        from flower_mm.cli import train as train_cli
+        tool = train_cli if train else test_cli
         options = case_cfg_options(case)
         model = case['checkpoint']
         if case.get('onnx'):
@@ -55,9 +55,7 @@ def run_runner_case(case: dict) -> dict:
     else:
         cfg = stock_config(case)
     # As the tools build it: FlowerRunner resolves num_workers='auto'.
-    from mmengine.registry import RUNNERS
-    runner = RUNNERS.build(cfg) if 'runner_type' in cfg else \
-        Runner.from_cfg(cfg)
+    runner = build_runner(cfg)
     clock = IterClock(case['batch_size'], case['warmup'], case['device'],
                       total_iters(case))
     epochs = []
@@ -100,10 +98,3 @@ def stock_config(case: dict):
         cfg.load_from = case['checkpoint']
     return cfg
 
-
-def load_tool(name: str):
-    spec = importlib.util.spec_from_file_location(
-        f'flower_tools_{name}', osp.join(REPO_ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module

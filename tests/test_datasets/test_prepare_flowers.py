@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import PREPARE_QUIET as QUIET
+from conftest import REPO_ROOT as REPO
 from conftest import HTTPFiles, random_jpeg, run_at_once
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from flower_mm.datasets.preparation import (  # noqa: E402
+from flower_mm.datasets.preparation import (
     CLASSES, PreparationError, is_prepared, normalise_class_name,
     prepare_flowers, val_count)
 

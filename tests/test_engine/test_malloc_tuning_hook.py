@@ -1,11 +1,10 @@
 """MallocTuningHook: glibc stops page-faulting reused tensor memory."""
 import pytest
-from conftest import REPO_ROOT, run_tool
+from conftest import run_tool
 
 
 MALLOC_PROBE = """
-import ctypes, platform, resource, sys, torch
-sys.path.insert(0, {root!r})
+import ctypes, platform, resource, torch
 from flower_mm.engine.hooks import MallocTuningHook
 
 if platform.libc_ver()[0] == 'glibc':
@@ -31,8 +30,7 @@ print(platform.libc_ver()[0], before, faults())
 def test_malloc_tuning_hook_stops_page_faulting_reused_memory(
         tmp_path, enabled):
     # A fresh process: the allocator settings are process-wide.
-    proc = run_tool(['-c', MALLOC_PROBE.format(root=str(REPO_ROOT),
-                                               enabled=enabled)],
+    proc = run_tool(['-c', MALLOC_PROBE.format(enabled=enabled)],
                     cwd=tmp_path)
     libc, before, after = proc.stdout.split()[-3:]
     before, after = int(before), int(after)

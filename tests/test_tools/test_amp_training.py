@@ -19,10 +19,7 @@ NATIVE_BF16 = cpu_has_native_bf16()
 
 
 def test_train_amp_flag_selects_device_wrapper():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('train_tool', TRAIN)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from flower_mm.cli import train as tool
     cfg = Config(dict(optim_wrapper=dict(type='OptimWrapper',
                                          optimizer=dict(type='SGD', lr=1))))
     args = tool.get_args_parser().parse_args(['x.py', '--amp'])

@@ -233,9 +233,7 @@ def test_mmpretrain_packaged_train_tool_runs_the_config(
         config_path('resnet50_flowers.py'), '--work-dir', tmp_path / 'wd',
         '--cfg-options',
         *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=1)
-    ],
-                    cwd=tmp_path,
-                    env={'PYTHONPATH': str(REPO_ROOT)})
+    ], cwd=tmp_path)
     assert (tmp_path / 'wd' / 'epoch_1.pth').exists()
     assert 'accuracy/top1' in proc.stdout + proc.stderr
 

@@ -140,7 +140,7 @@ def test_mmpretrain_confusion_matrix_tool(trained, test_report):
         '--include-values', '--cfg-options', *trained.options,
         # a plain MMEngine Runner: it needs a number (docs/evaluation.md)
         'test_dataloader.num_workers=2'
-    ], cwd=trained.cwd, env={'PYTHONPATH': str(REPO_ROOT)})
+    ], cwd=trained.cwd)
     with open(out_pkl, 'rb') as f:
         matrix = pickle.load(f)
     assert matrix.tolist() == test_report.report['confusion_matrix']['counts']
@@ -602,9 +602,9 @@ def test_gallery_of_a_checkpoint_that_makes_mistakes(epoch3_report,
 
 
 def test_mmpretrain_analyze_results_tool(trained, epoch3_report, tmp_path):
-    """MMPretrain's analyze_results.py reads what tools/test.py --out wrote,
-    for a checkpoint with successes and failures. (It needs flower_mm
-    importable: PYTHONPATH=. from the repo root.)"""
+    """MMPretrain's analyze_results.py reads what tools/test.py --out wrote
+    for a checkpoint with successes and failures (the installed flower_mm
+    is what its custom_imports load)."""
     with open(epoch3_report.results, 'rb') as f:
         dumped = pickle.load(f)
     num_wrong = sum(
@@ -615,7 +615,7 @@ def test_mmpretrain_analyze_results_tool(trained, epoch3_report, tmp_path):
         MMPRETRAIN_TOOLS / 'analysis_tools' / 'analyze_results.py', CONFIG,
         epoch3_report.results, '--out-dir', out, '--topk', '3',
         '--cfg-options', *trained.options
-    ], cwd=trained.cwd, env={'PYTHONPATH': str(REPO_ROOT)})
+    ], cwd=trained.cwd)
     for folder, count in (('success', 20 - num_wrong), ('fail', num_wrong)):
         pngs = sorted((out / folder).glob('*.png'))
         assert len(pngs) == min(3, count), folder

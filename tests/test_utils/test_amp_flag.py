@@ -23,7 +23,7 @@ def test_amp_help_is_the_same_in_every_tool():
 def test_train_amp_autocasts_on_every_device():
     assert amp_flag_dtype('cpu') == 'bfloat16'
     assert amp_flag_dtype('cuda') == 'float16'
-    tool = load_tool('train')
+    from flower_mm.cli import train as tool
     cfg = Config(
         dict(optim_wrapper=dict(type='OptimWrapper', dtype='auto',
                                 optimizer=dict(type='SGD', lr=1))))
