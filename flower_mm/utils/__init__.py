@@ -10,7 +10,7 @@ _MODULES = {
                   'idle_autocast_dtype', 'inference_precision',
                   'resolve_amp_dtype', 'resolve_inference_dtype'],
     'machine': ['auto_num_workers', 'cpu_model', 'describe_device',
-                'resolve_num_workers'],
+                'resolve_num_workers', 'usable_cores'],
     'num_classes': ['checkpoint_classes', 'resolve_from_checkpoint',
                     'set_auto_num_classes', 'uses_auto_num_classes'],
     'table': ['format_table'],
