@@ -25,8 +25,8 @@ COPIES = [
      'flower_mm/engine/runner/amp_loops.py: _AmpInferenceMixin.run_iter '
      '(replaces it)'),
     (CustomDataset._find_samples, '710f23b19677db3a',
-     'flower_mm/datasets/flower_dataset.py: FlowerDataset._find_samples '
-     '(overrides it)'),
+     'flower_mm/datasets/class_folder_dataset.py: '
+     'ClassFolderDataset._find_samples (overrides it)'),
 ]
 
 
