@@ -84,20 +84,23 @@ def _decode(data: bytes, reduced: bool):
                 '', f'not an image ({len(data)} bytes starting with '
                 f'{data[:8]!r})') from None
         return decoded
-    except Exception as err:  # e.g. DecompressionBombError
-        raise ImageDecodeError('', f'corrupt image data: {err}') from err
+    except Exception as err:  # a cut header, DecompressionBombError...
+        raise _damaged(err, data) from err
     try:
         if reduced and image.format == 'JPEG':
             image.draft('RGB', (max(1, image.width // 8),
                                 max(1, image.height // 8)))
         image.load()
     except Exception as err:  # Pillow raises OSError, ValueError, ...
-        if 'truncated' in str(err):
-            raise ImageDecodeError(
-                '', f'truncated image: the data ends after {len(data)} bytes'
-            ) from err
-        raise ImageDecodeError('', f'corrupt image data: {err}') from err
+        raise _damaged(err, data) from err
     return image
+
+
+def _damaged(err: Exception, data: bytes) -> ImageDecodeError:
+    if 'truncated' in str(err).lower():
+        return ImageDecodeError(
+            '', f'truncated image: the data ends after {len(data)} bytes')
+    return ImageDecodeError('', f'corrupt image data: {err}')
 
 
 def _opencv_decode(data: bytes, reduced: bool):
