@@ -11,7 +11,7 @@ _MODULES = {
                   'resolve_amp_dtype', 'resolve_inference_dtype'],
     'machine': ['auto_num_workers', 'cpu_model', 'describe_device',
                 'resolve_num_workers', 'usable_cores'],
-    'num_classes': ['checkpoint_classes', 'resolve_from_checkpoint',
+    'num_classes': ['load_trained_classifier',
                     'set_auto_num_classes', 'uses_auto_num_classes'],
     'table': ['format_table'],
     'user_errors': ['FlowerUserError', 'exit_on_user_error'],
