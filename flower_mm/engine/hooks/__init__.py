@@ -13,6 +13,7 @@ from .pretrained_weights_check_hook import (PretrainedWeightsCheckHook,
 from .resumable_randomness_hook import (ResumableRandomnessHook,
                                         SampleSeededPipeline,
                                         seed_everything_for_epoch)
+from .val_predictions_hook import ValPredictionsHook, read_val_predictions
 
 __all__ = [
     'AtomicCheckpointHook', 'check_checkpoint_complete',
@@ -21,5 +22,5 @@ __all__ = [
     'ClassificationReportHook', 'ConfigCheckHook', 'MallocTuningHook', 'PretrainedWeightsCheckHook',
     'PretrainedWeightsError', 'check_pretrained_weights',
     'ResumableRandomnessHook', 'SampleSeededPipeline',
-    'seed_everything_for_epoch'
+    'seed_everything_for_epoch', 'ValPredictionsHook', 'read_val_predictions'
 ]
