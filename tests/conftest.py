@@ -195,6 +195,12 @@ def tiny_cfg_options(data_root: Path, checkpoint: Path, epochs: int = 2,
     return opts
 
 
+def tool_env(env=None) -> dict:
+    """The tests' environment with ``env``'s changes (None: unset)."""
+    full_env = dict(os.environ, **(env or {}))
+    return {k: v for k, v in full_env.items() if v is not None}
+
+
 TOOL_FORK_SERVER = ToolForkServer()
 atexit.register(TOOL_FORK_SERVER.close)
 
@@ -204,10 +210,10 @@ def run_tool(args, cwd, env=None, check=True, timeout=600, fresh=False):
 
     A script runs in a fork of an interpreter that has imported the stack
     already (tests/tool_forkserver.py): the same process, minus ~9 s;
-    ``fresh``: in a new interpreter, exactly as typed.
+    ``fresh``: in a new interpreter, exactly as typed. ``env`` adds to the
+    tests' environment; a None value removes the variable.
     """
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    full_env = tool_env(env)
     argv = [str(a) for a in args]
     if not fresh and TOOL_FORK_SERVER.can_run(argv, full_env):
         proc = TOOL_FORK_SERVER.run(argv, cwd, full_env, timeout)
@@ -229,8 +235,7 @@ def start_tool(args, cwd, log_path, env=None):
     """Start ``python ARGS`` in the background, appending its stdout and
     stderr to ``log_path``; a Popen-like handle (pid, poll, wait), the run
     in a process group of its own (kill it with its data workers)."""
-    full_env = dict(os.environ)
-    full_env.update(env or {})
+    full_env = tool_env(env)
     argv = [str(a) for a in args]
     if TOOL_FORK_SERVER.can_run(argv, full_env):
         return TOOL_FORK_SERVER.start(argv, cwd, full_env, log_path, log_path)
@@ -404,13 +409,20 @@ def keep_for_docs(path, name=None) -> None:
                         (name or Path(path).name))
 
 
-def load_tool(name: str):
-    """tools/<name>.py as a module, to call its parser or helpers."""
+def load_script(path) -> object:
+    """A script (tools/*.py, benchmarks/*.py) as a module, without running
+    its ``__main__`` block, to call its ``main()`` or parser here."""
+    path = Path(path)
     spec = importlib.util.spec_from_file_location(
-        f'tool_{name}', REPO_ROOT / 'tools' / f'{name}.py')
+        f'script_{path.parent.name}_{path.stem}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(name: str):
+    """tools/<name>.py as a module (:func:`load_script`)."""
+    return load_script(REPO_ROOT / 'tools' / f'{name}.py')
 
 
 # ------------------------------------------- a model that has really learned

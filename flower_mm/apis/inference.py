@@ -26,7 +26,7 @@ from flower_mm.engine.hooks import channels_last_enabled, to_channels_last
 from flower_mm.engine.runner import loop_fp16
 from flower_mm.transforms import ImageDecodeError, decode_to_bgr
 from flower_mm.datasets.categories import IMG_EXTENSIONS
-from flower_mm.utils import (inference_precision, resolve_from_checkpoint,
+from flower_mm.utils import (inference_precision, load_trained_classifier,
                              resolve_inference_dtype)
 
 OUTPUT_FORMATS = ('.csv', '.json')
@@ -218,22 +218,22 @@ class BatchImageClassifier(PhotoBatchPredictor):
                  device: Optional[str] = None):
         from mmpretrain.apis import ImageClassificationInferencer
         cfg = Config.fromfile(config) if isinstance(config, str) else config
-        resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
         self.device = device or ('cuda'
                                  if torch.cuda.is_available() else 'cpu')
         self.device_type = torch.device(self.device).type
         self.cast_dtype = resolve_inference_dtype(
             loop_fp16(cfg.get('test_cfg')), self.device_type,
             'test_cfg.fp16')
+        # The checkpoint read once, for the weights and the class names.
+        model, self.classes = load_trained_classifier(cfg, checkpoint,
+                                                      self.device)
         self.inferencer = ImageClassificationInferencer(
-            model=cfg, pretrained=checkpoint, device=self.device)
+            model=model, pretrained=False, device=self.device,
+            classes=self.classes)
         self.pipeline = self.inferencer.pipeline
         self.channels_last = channels_last_enabled(cfg)
         if self.channels_last:
             to_channels_last(self.inferencer.model)
-        num_classes = self.inferencer.model.head.num_classes
-        self.classes = list(self.inferencer.classes
-                            or [str(i) for i in range(num_classes)])
 
     @property
     def precision(self) -> str:
@@ -249,14 +249,8 @@ class BatchImageClassifier(PhotoBatchPredictor):
 
 
 def _reason(err: Exception) -> str:
-    from PIL import UnidentifiedImageError
-    if isinstance(err.__cause__, UnidentifiedImageError):
-        return ('not an image, or a corrupt one: neither OpenCV nor Pillow '
-                'can decode it')
-    if isinstance(err, ImageDecodeError) and err.__cause__ is not None:
-        return f'not a readable image: {err.__cause__}'
     if isinstance(err, ImageDecodeError):
-        return str(err)
+        return err.reason  # the decoding policy's words, as everywhere
     return f'{type(err).__name__}: {err}'
 
 

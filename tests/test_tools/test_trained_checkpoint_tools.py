@@ -251,8 +251,9 @@ def test_infer_tool_reports_bad_files_and_keeps_going(trained, tmp_path,
                          torch.bfloat16)
         # a confident model's second score prints as 0.000000
         assert 0 <= float(row['top2_score']) <= float(row['top1_score']) <= 1
-    assert 'neither OpenCV nor Pillow' in by_path['corrupt.jpg']['error']
-    assert 'empty (0 bytes)' in by_path['empty.png']['error']
+    assert by_path['corrupt.jpg']['error'] == \
+        "not an image (17 bytes starting with b'not a jp')"
+    assert by_path['empty.png']['error'] == 'empty file (0 bytes)'
     assert by_path['missing.jpg']['error'] == 'file does not exist'
     assert by_path['corrupt.jpg']['top1_class'] == ''
     assert '3 of 6 images classified' in proc.stdout
