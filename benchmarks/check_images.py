@@ -24,8 +24,9 @@ REPO_ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 from throughput_parts.photos import write_photos
 
-from flower_mm.datasets.image_check import (
-    cache_file_for, default_workers, find_broken_images)
+from flower_mm.datasets.decoding import decode_workers
+from flower_mm.datasets.image_check import cache_file_for, find_broken_images
+from flower_mm.utils.machine import usable_cores
 
 
 def measure(folder: str, workers: int) -> dict:
@@ -49,7 +50,7 @@ def measure(folder: str, workers: int) -> dict:
         'first_check_cpu_ms_per_photo': round(1000 * first_cpu / len(paths),
                                               3),
         'cached_check_s': round(cached.seconds, 3),
-        'cores': len(os.sched_getaffinity(0)),
+        'cores': usable_cores(),
         'load_average_1min': round(os.getloadavg()[0], 2),
     }
 
@@ -58,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--num', type=int, default=3000,
                         help='photos to check (default 3000)')
-    parser.add_argument('--workers', type=int, default=default_workers(),
+    parser.add_argument('--workers', type=int, default=decode_workers(),
                         help='threads (default: the cores, up to 8)')
     parser.add_argument('--quick', action='store_true',
                         help='200 photos, a smoke run')

@@ -29,6 +29,11 @@ gets these fixes.
    checkpoint loading in MMEngine and MMPretrain (``--resume``,
    ``load_from``, ``init_cfg`` pretrained weights, ``get_model``, the
    inferencers) goes through ``CheckpointLoader``, so this covers them all.
+4. numpy 2 refuses mmcv 2.2's ``np.uint8(hue_factor * 255)`` for a
+   negative factor (``OverflowError`` in ``mmcv.adjust_hue``, which
+   MMPretrain's ``ColorJitter(hue=...)`` calls half of the time); numpy 1
+   wrapped it into 0..255. :func:`adjust_hue` is mmcv's with that shift
+   wrapped first: the same images under either numpy.
 """
 import functools
 import os
@@ -36,8 +41,11 @@ import os.path as osp
 import pickle
 import re
 
+import cv2
+import mmcv
 import numpy as np
 import torch
+from mmcv.image import photometric
 from mmengine.dist import get_dist_info
 from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as mmengine_checkpoint
@@ -174,6 +182,38 @@ def _install_safe_checkpoint_loaders() -> None:
     mmengine_checkpoint.load_from_http = load_from_http_safely
 
 
+#: mmcv's own, before :func:`adjust_hue` replaces it (its source is
+#: checked in tests/test_engine/test_upstream_copies.py).
+MMCV_ADJUST_HUE = photometric.adjust_hue
+
+
+def adjust_hue(img: np.ndarray, hue_factor: float, backend=None):
+    """``mmcv.adjust_hue`` (mmcv 2.2; its arguments, checks and results),
+    with the hue shift wrapped into 0..255 before the uint8 cast."""
+    from PIL import Image
+    backend = backend or mmcv.image.io.imread_backend
+    if backend not in ('cv2', 'pillow'):
+        raise ValueError(f'backend: {backend} is not supported.'
+                         "Supported backends are 'cv2', 'pillow'")
+    if not -0.5 <= hue_factor <= 0.5:
+        raise ValueError(f'hue_factor:{hue_factor} is not in [-0.5, 0.5].')
+    if not (isinstance(img, np.ndarray) and img.ndim in (2, 3)):
+        raise TypeError('img should be ndarray with dim=[2 or 3].')
+    shift = np.uint8(int(hue_factor * 255) % 256)
+    if backend == 'pillow':
+        assert img.dtype == np.uint8, 'Pillow backend only support uint8 type'
+        h, s, v = Image.fromarray(np.ascontiguousarray(
+            img[..., ::-1])).convert('HSV').split()
+        h = Image.fromarray(np.asarray(h, np.uint8) + shift)  # wraps around
+        rgb = Image.merge('HSV', (h, s, v)).convert('RGB')
+        return np.array(rgb, dtype=img.dtype)[..., ::-1]
+    h, s, v = cv2.split(
+        cv2.cvtColor(img.astype(np.uint8), cv2.COLOR_BGR2HSV_FULL))
+    hsv = cv2.merge([h + shift, s, v])  # uint8 addition wraps around
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL).astype(img.dtype)
+
+
 _install_safe_checkpoint_loaders()
 allow_mmengine_checkpoint_globals()
+photometric.adjust_hue = mmcv.image.adjust_hue = mmcv.adjust_hue = adjust_hue
 

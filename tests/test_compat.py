@@ -55,3 +55,24 @@ def test_crafted_checkpoint_over_http_is_refused_without_running_code(
     with pytest.raises(pickle.UnpicklingError, match='system'):
         CheckpointLoader.load_checkpoint(f'{url}/evil.pth', map_location='cpu')
     assert not marker.exists()
+
+
+@pytest.mark.parametrize('backend', ['cv2', 'pillow'])
+def test_mmcv_hue_shift_takes_negative_factors_as_numpy_1_did(backend):
+    """mmcv.adjust_hue(img, -0.1) turns hues by -25 of 256 steps (231
+    forward, uint8), which numpy 2 refused in mmcv's own code."""
+    import cv2
+    import mmcv
+    from PIL import Image
+    img = np.random.default_rng(0).integers(0, 256, (8, 10, 3), np.uint8)
+    if backend == 'cv2':
+        hsv = cv2.cvtColor(img, cv2.COLOR_BGR2HSV_FULL)
+        hsv[..., 0] += np.uint8(231)
+        expected = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR_FULL)
+    else:
+        h, s, v = Image.fromarray(img[..., ::-1].copy()).convert(
+            'HSV').split()
+        h = Image.fromarray(np.asarray(h) + np.uint8(231))
+        expected = np.asarray(Image.merge('HSV', (h, s, v)).convert(
+            'RGB'))[..., ::-1]
+    assert (mmcv.adjust_hue(img, -0.1, backend=backend) == expected).all()

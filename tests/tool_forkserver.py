@@ -197,15 +197,14 @@ def _run_child(request, base_path) -> None:
 
 
 def serve(reply_fd: int) -> None:
-    sys.path.insert(0, str(REPO_ROOT))
     import importlib
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except ImportError:
             pass
-    base_path = [p for p in sys.path
-                 if p not in (str(REPO_ROOT), os.path.dirname(__file__))]
+    # A script's path is its own folder first, not this one's (tests/).
+    base_path = [p for p in sys.path if p != os.path.dirname(__file__)]
     replies = os.fdopen(reply_fd, 'wb', buffering=0)
     pending, running = b'', set()
     while True:

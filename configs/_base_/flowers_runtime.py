@@ -22,6 +22,8 @@ default_hooks = dict(
     # glibc keeps freed tensor memory instead of page-faulting activations
     # in again every iteration (up to 10 % of a CPU iteration).
     malloc_tuning=dict(type='MallocTuningHook'),
+    # which val photos each epoch got right: the sweep's paired comparisons
+    val_predictions=dict(type='ValPredictionsHook'),
 )
 # Fixed 224 px inputs: let cuDNN pick the fastest convolution algorithms.
 # OpenCV threads off in the main process, as in MMPretrain's runtime: the

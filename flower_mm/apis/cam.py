@@ -15,6 +15,8 @@ from mmengine.model import is_model_wrapper
 
 from flower_mm.engine.runner import eager_forward
 from flower_mm.utils import ConfigError
+# Drawing lives with the other pictures; exported here as before.
+from flower_mm.visualization.explain import overlay_heatmap  # noqa: F401
 
 # Method name (as MMPretrain's vis_cam.py spells it) -> grad-cam class name.
 CAM_METHODS = {
@@ -218,13 +220,3 @@ def _explain_one(cam, classifier, model, image, target, aug_smooth,
         target_label=explained,
         target_class=classes[explained])
 
-
-def overlay_heatmap(image: np.ndarray,
-                    heatmap: np.ndarray,
-                    image_weight: float = 0.5) -> np.ndarray:
-    """``heatmap`` in the jet colour map blended over the RGB ``image``
-    (both as :func:`compute_cam` returns them); RGB ``uint8``."""
-    from pytorch_grad_cam.utils.image import show_cam_on_image
-    return show_cam_on_image(
-        image.astype(np.float32) / 255, heatmap, use_rgb=True,
-        image_weight=image_weight)

@@ -31,14 +31,8 @@ Prepared = Tuple[str, Optional[dict], Optional[str]]
 
 def failure_reason(err: Exception) -> str:
     """Why a photo could not be classified, in a few words."""
-    from PIL import UnidentifiedImageError
-    if isinstance(err.__cause__, UnidentifiedImageError):
-        return ('not an image, or a corrupt one: neither OpenCV nor Pillow '
-                'can decode it')
-    if isinstance(err, ImageDecodeError) and err.__cause__ is not None:
-        return f'not a readable image: {err.__cause__}'
     if isinstance(err, ImageDecodeError):
-        return str(err)
+        return err.reason  # the decoding policy's words, as everywhere
     return f'{type(err).__name__}: {err}'
 
 

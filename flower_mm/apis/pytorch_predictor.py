@@ -6,7 +6,7 @@ from mmengine.config import Config
 
 from flower_mm.engine.hooks import channels_last_enabled, to_channels_last
 from flower_mm.engine.runner import compile_forward, loop_fp16
-from flower_mm.utils import (inference_precision, resolve_from_checkpoint,
+from flower_mm.utils import (inference_precision, load_trained_classifier,
                              resolve_inference_dtype)
 
 from .predictor import Predictor
@@ -36,7 +36,6 @@ class PyTorchPredictor(Predictor):
                  device: Optional[str] = None):
         from mmpretrain.apis import ImageClassificationInferencer
         cfg = Config.fromfile(config) if isinstance(config, str) else config
-        resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
         self.model_file = checkpoint
         self.device = device or ('cuda'
                                  if torch.cuda.is_available() else 'cpu')
@@ -44,16 +43,17 @@ class PyTorchPredictor(Predictor):
         self.cast_dtype = resolve_inference_dtype(
             loop_fp16(cfg.get('test_cfg')), self.device_type,
             'test_cfg.fp16')
+        # The checkpoint read once, for the weights and the class names.
+        model, self.classes = load_trained_classifier(cfg, checkpoint,
+                                                      self.device)
         self.inferencer = ImageClassificationInferencer(
-            model=cfg, pretrained=checkpoint, device=self.device)
+            model=model, pretrained=False, device=self.device,
+            classes=self.classes)
         self.model = self.inferencer.model
         self.pipeline = self.inferencer.pipeline
         self.channels_last = channels_last_enabled(cfg)
         if self.channels_last:
             to_channels_last(self.model)
-        num_classes = self.model.head.num_classes
-        self.classes = list(self.inferencer.classes
-                            or [str(i) for i in range(num_classes)])
 
     @property
     def precision(self) -> str:

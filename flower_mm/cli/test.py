@@ -3,13 +3,14 @@ config."""
 import argparse
 import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..apis import (check_export_fits_config, choose_backend,
                     export_float_precision, is_export)
 from ..deployment import read_export_description
 from ..utils import AMP_FLAG_HELP, merge_cfg_options
+from . import add_run_arguments, merge_run_arguments
 from .backend import add_backend_argument
 
 
@@ -33,28 +34,14 @@ def get_args_parser() -> argparse.ArgumentParser:
         '--amp',
         action='store_true',
         help=f'infer in {AMP_FLAG_HELP}')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
+    add_run_arguments(parser,
+                      'override config settings, as key=value pairs')
     return parser
 
 
 def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
     """Merge command-line arguments into the config (CLI wins)."""
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    merge_run_arguments(cfg, args)
     export = is_export(args.checkpoint)
     if not export:
         # A runtime backend needs an export; a compiled one a compiler.

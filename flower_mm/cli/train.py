@@ -1,11 +1,11 @@
 """``tools/train.py``'s arguments (MMPretrain's) and their merge into a
 config."""
 import argparse
-import os.path as osp
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 
 from ..utils import AMP_FLAG_HELP, amp_flag_dtype, merge_cfg_options
+from . import add_run_arguments, merge_run_arguments
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -38,19 +38,9 @@ def get_args_parser() -> argparse.ArgumentParser:
         help='also write TensorBoard event files next to '
         'vis_data/scalars.json (MMEngine\'s TensorboardVisBackend); view '
         'them with `tensorboard --logdir work_dirs`')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, as key=value pairs, e.g. '
+    add_run_arguments(
+        parser, 'override config settings, as key=value pairs, e.g. '
         'train_dataloader.batch_size=16 "model.head.topk=(1,)"')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK.
-    parser.add_argument('--local_rank', '--local-rank', type=int, default=0)
     return parser
 
 
@@ -61,12 +51,7 @@ def merge_args(cfg: Config, args: argparse.Namespace) -> Config:
         cfg.val_dataloader = None
         cfg.val_evaluator = None
 
-    cfg.launcher = args.launcher
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    merge_run_arguments(cfg, args)
 
     if args.amp:
         # MMEngine's AmpOptimWrapper, which also runs bf16 on the CPU.

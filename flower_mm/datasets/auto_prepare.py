@@ -15,13 +15,9 @@ from mmengine.logging import print_log
 
 from .preparation import (DEFAULT_SOURCE_URL, DEFAULT_VAL_RATIO,
                           prepare_flowers)
+from .split_layout import SPLIT_MARKERS
 
 __all__ = ['holds_split', 'prepare_on_first_use', 'remote_size']
-
-# What a split, hand-made or prepared, has at its root; downloads/,
-# extracted/ and the lock of an interrupted preparation are not a split.
-SPLIT_MARKERS = ('train', 'val', 'train.txt', 'val.txt', 'classes.txt',
-                 'manifest.json')
 
 
 def holds_split(data_root: str) -> bool:

@@ -2,7 +2,8 @@
 
 :func:`find_broken_images` runs before training, so a broken photo stops a
 run (or is left out) before the first iteration instead of killing a data
-worker mid-epoch. It stays cheap on large folders:
+worker mid-epoch. Its verdict is the loader's (:mod:`.decoding`, the one
+policy), and it stays cheap on large folders:
 
 - each file gets a full read and a reduced decode: JPEGs are decoded at
   1/8 scale (libjpeg's DCT scaling still walks every byte, so a truncated
@@ -18,26 +19,25 @@ worker mid-epoch. It stays cheap on large folders:
   trusted without decoding.
 """
 import hashlib
-import io
 import json
 import os
 import os.path as osp
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Optional, Set
+from typing import Dict, Iterable, Optional
 
-from PIL import Image, UnidentifiedImageError
+from ..fileio import atomic_write_bytes
+from .decoding import decode_workers, why_unreadable
+from .split_layout import (MANIFEST_NAME, FlowerDataError, list_file,
+                           read_split_list)
 
 __all__ = [
-    'ImageCheckResult', 'cache_file_for', 'check_image_file', 'default_workers',
+    'ImageCheckResult', 'cache_file_for', 'check_image_file',
     'find_broken_images'
 ]
 
 _CACHE_VERSION = 1
-# Written by tools/prepare_flowers.py last, after every image of the split.
-_MANIFEST = 'manifest.json'
 
 
 @dataclass
@@ -55,50 +55,14 @@ class ImageCheckResult:
 
 
 def check_image_file(path: str) -> Optional[str]:
-    """Why the image file at ``path`` cannot be decoded, or None if it can.
-
-    Strict about truncation (Pillow's default), unlike OpenCV, which fills
-    a cut JPEG with grey and only prints a warning.
-    """
+    """Why the image file at ``path`` cannot be decoded, or None if it can
+    (:func:`~flower_mm.datasets.decoding.why_unreadable`)."""
     try:
         with open(path, 'rb') as f:
             data = f.read()
     except OSError as err:
         return f'cannot be read: {err.strerror or err}'
-    if not data:
-        return 'empty file (0 bytes)'
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            if img.format == 'JPEG':
-                img.draft('RGB', (max(1, img.width // 8),
-                                  max(1, img.height // 8)))
-            img.load()
-    except UnidentifiedImageError:
-        # The loader tries OpenCV first, which reads a few formats Pillow
-        # does not (some TIFF and PxM variants).
-        if _opencv_decodes(data):
-            return None
-        return (f'not an image ({len(data)} bytes starting with '
-                f'{data[:8]!r})')
-    except Exception as err:  # Pillow raises OSError, ValueError, ...
-        if 'truncated' in str(err):
-            return f'truncated: the image data ends after {len(data)} bytes'
-        return f'corrupt image data: {err}'
-    return None
-
-
-def _opencv_decodes(data: bytes) -> bool:
-    import cv2
-    import numpy as np
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return img is not None and img.size > 0
-
-
-def default_workers() -> int:
-    """Threads for checking: the cores this process may use, up to 8."""
-    cores = (len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-             else os.cpu_count()) or 1
-    return max(1, min(8, cores))
+    return why_unreadable(data)
 
 
 def find_broken_images(paths: Iterable[str],
@@ -106,8 +70,8 @@ def find_broken_images(paths: Iterable[str],
                        workers: Optional[int] = None) -> ImageCheckResult:
     """Check every file in ``paths``, all under ``folder``; see the module.
 
-    ``folder`` names the cache (:func:`cache_file_for`) and may be a split made by ``tools/prepare_flowers.py``, whose manifest is
-    then trusted.
+    ``folder`` names the cache (:func:`cache_file_for`) and may be a split
+    made by ``tools/prepare_flowers.py``, whose manifest is then trusted.
     """
     start = time.perf_counter()
     folder = osp.abspath(folder)
@@ -139,7 +103,7 @@ def find_broken_images(paths: Iterable[str],
         if reason:
             result.broken[path] = reason
     if to_decode:
-        with ThreadPoolExecutor(workers or default_workers()) as pool:
+        with ThreadPoolExecutor(workers or decode_workers()) as pool:
             reasons = pool.map(check_image_file, [p for p, _, _ in to_decode])
             for (path, key, stamp), reason in zip(to_decode, reasons):
                 entries[key] = stamp + [reason]
@@ -183,17 +147,12 @@ def _write_cache(cache_file: str, folder: str,
     """Write atomically (data workers and ranks may race); None if not
     writable, which only costs a re-check next time."""
     try:
-        os.makedirs(osp.dirname(cache_file), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix='.image_check-', dir=osp.dirname(cache_file))
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide it from others
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            json.dump({
+        atomic_write_bytes(
+            json.dumps({
                 'version': _CACHE_VERSION,
                 'folder': folder,
                 'files': entries
-            }, f)
-        os.replace(tmp, cache_file)
+            }).encode(), cache_file)
     except OSError:
         return None
     return cache_file
@@ -204,15 +163,10 @@ def _prepared_split(folder: str) -> Dict[str, int]:
     ``tools/prepare_flowers.py`` verified, when ``folder`` is one of its
     splits (``<out>/train`` listed in ``<out>/train.txt``)."""
     out_dir, split = osp.split(folder)
-    manifest = osp.join(out_dir, _MANIFEST)
-    listing = osp.join(out_dir, f'{split}.txt')
     try:
-        verified_until = os.stat(manifest).st_mtime_ns
-        with open(listing, encoding='utf-8') as f:
-            names: Set[str] = {
-                osp.normpath(line.rstrip('\n').rsplit(' ', 1)[0])
-                for line in f if line.strip()
-            }
-    except OSError:
+        verified_until = os.stat(osp.join(out_dir,
+                                          MANIFEST_NAME)).st_mtime_ns
+        listed = read_split_list(osp.join(out_dir, list_file(split)))
+    except (OSError, FlowerDataError):  # no prepared split: decode all
         return {}
-    return {name: verified_until for name in names}
+    return {name: verified_until for name, _ in listed}

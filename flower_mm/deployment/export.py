@@ -28,7 +28,7 @@ from mmengine.dataset import pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import DefaultScope
 
-from ..utils.num_classes import resolve_from_checkpoint
+from ..utils.num_classes import load_trained_classifier
 from .quantize import (CALIB_SEED, CONTROL_SEED, DEFAULT_CALIB_IMAGES,
                        DEFAULT_MIN_AGREEMENT, DEFAULT_VERIFY_IMAGES,
                        ONNX_INT8_METHOD, QuantizationAgreementError,
@@ -79,13 +79,6 @@ class ExportableClassifier(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.model((images - self.mean) / self.std, mode='tensor')
         return F.softmax(logits, dim=1)
-
-
-def load_classifier(config, checkpoint: str):
-    """The classifier of ``config`` with ``checkpoint``'s weights, on CPU."""
-    from mmpretrain.apis import get_model
-    model = get_model(config, pretrained=checkpoint, device='cpu')
-    return model.eval()
 
 
 def to_rgb(model) -> bool:
@@ -258,7 +251,6 @@ def export_classifier(config,
             run.
     """
     cfg = config if isinstance(config, Config) else Config.fromfile(config)
-    resolve_from_checkpoint(cfg, checkpoint)  # num_classes='auto'
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown:
         raise ValueError(f'Unknown export formats {unknown}; choose from '
@@ -266,10 +258,7 @@ def export_classifier(config,
     if any(f.startswith('openvino') for f in formats):
         require_openvino()
     name = name or osp.splitext(osp.basename(cfg.filename or 'model'))[0]
-    model = load_classifier(cfg, checkpoint)
-    # get_model reads the class names from the checkpoint's dataset_meta.
-    classes = list((getattr(model, '_dataset_meta', None) or {}).get(
-        'classes') or [str(i) for i in range(model.head.num_classes)])
+    model, classes = load_trained_classifier(cfg, checkpoint)
 
     batch = load_check_batch(cfg, num_check_images, check_image_paths)
     with torch.no_grad():

@@ -25,6 +25,22 @@ class Cell(NamedTuple):
             REPO_ROOT, self.config)
 
 
+class Comparison(NamedTuple):
+    """One difference a table draws: ``a`` minus ``b``."""
+    a: Cell
+    b: Cell
+
+    @property
+    def label(self) -> str:
+        return f'{self.a.label} - {self.b.label}'
+
+    @property
+    def report_difference(self) -> Optional[float]:
+        if self.a.report_top1 is None or self.b.report_top1 is None:
+            return None
+        return round(self.a.report_top1 - self.b.report_top1, 6)
+
+
 class Experiment(NamedTuple):
     name: str
     title: str
@@ -36,6 +52,16 @@ class Experiment(NamedTuple):
         if self.name.startswith('table'):
             return f'Table {self.name[5:]}: {self.title}'
         return self.title
+
+    @property
+    def comparisons(self) -> List[Comparison]:
+        """The differences the report draws: its ranking of the cells, one
+        step at a time (batch 128 - batch 64, batch 64 - batch 32). Without
+        report figures (an ad-hoc sweep): each config minus the first."""
+        if all(c.report_top1 is not None for c in self.cells):
+            ranked = sorted(self.cells, key=lambda c: -c.report_top1)
+            return [Comparison(a, b) for a, b in zip(ranked, ranked[1:])]
+        return [Comparison(c, self.cells[0]) for c in self.cells[1:]]
 
 
 # Tables 2 and 3 share runs with table 1 and 2 (resnet18_flowers.py and

@@ -1,10 +1,10 @@
-"""Run configs one after another with ``tools/train.py``, resumably."""
+"""A sweep: every config of some experiments with N seeds, each run an
+ordinary ``tools/train.py`` that resumes itself, handed to a launcher."""
 import argparse
+import fcntl
 import json
 import os
 import os.path as osp
-import signal
-import subprocess
 import sys
 import time
 from typing import List, NamedTuple, Optional, Sequence
@@ -15,13 +15,15 @@ from mmengine.logging import MMLogger
 from ..engine.hooks.atomic_checkpoint_hook import \
     find_last_complete_checkpoint
 from ..fileio import atomic_write_bytes
-from ..utils.machine import describe_device
+from ..utils.config_checks import merge_cfg_options
 from .registry import (REPO_ROOT, Cell, Experiment, SweepError,
                        resolve_experiments, unique_cells)
-from .results import (RunResult, collect_result, plot_results, write_csv,
+from .results import (RunResult, collect_result, compare_cells, plot_results,
+                      summarize_cells, write_csv, write_differences_csv,
                       write_markdown)
 
 STATE_FILE = 'sweep_run.json'
+TRAIN_LOG = 'train.log'
 TRAIN_TOOL = osp.join(REPO_ROOT, 'tools', 'train.py')
 
 
@@ -36,95 +38,149 @@ def parse_cfg_options(options: Sequence[str]) -> dict:
 
 
 class Run(NamedTuple):
-    """A config to train into ``work_dir`` with the sweep's options."""
+    """A config and a seed to train into ``work_dir``."""
     cell: Cell
+    seed: int
     work_dir: str
     batch_size: int
     max_epochs: int
 
     @property
+    def name(self) -> str:
+        return f'{self.cell.name}/seed{self.seed}'
+
+    @property
     def state_path(self) -> str:
         return osp.join(self.work_dir, STATE_FILE)
 
+    @property
+    def log_path(self) -> str:
+        """Every session's output, appended (the launchers write it)."""
+        return osp.join(self.work_dir, TRAIN_LOG)
+
 
 class Sweep:
-    """Train each config of ``experiments`` into ``work_root/<config name>``.
+    """Train each config of ``experiments`` with ``seeds`` seeds, run
+    ``<config>/seed<S>`` in ``work_root/<config>/seed<S>``.
 
-    A run's state lives in its work dir (``sweep_run.json``): a run marked
-    done is skipped, one that stopped early is resumed from its latest
-    checkpoint with ``tools/train.py --resume``. After every run the results
-    of all runs so far are written to ``work_root/results.{md,csv,png}``.
+    The seeds are ``randomness.seed`` of the config (with the options) and
+    the next ``seeds - 1`` integers. A run's state lives in its work dir
+    (``sweep_run.json``): a run marked done is skipped, any other resumes
+    from its latest complete checkpoint (``tools/train.py --resume``). The
+    launcher decides where runs execute (this machine, one or several at
+    once, or Slurm); the results of all runs so far are written to
+    ``work_root/results.{md,csv,png}`` and ``results_differences.csv``.
     """
 
     def __init__(self,
                  targets: Sequence[str],
                  work_root: str = 'work_dirs/sweep',
                  cfg_options: Sequence[str] = (),
-                 amp: bool = False):
+                 amp: bool = False,
+                 seeds: int = 1,
+                 launcher=None):
+        if seeds < 1:
+            raise SweepError(f'--seeds {seeds}: train at least one seed per '
+                             'config (--seeds 1 is one run per config).')
+        from .local_launcher import LocalLauncher
+        self.launcher = launcher or LocalLauncher()
         self.experiments: List[Experiment] = resolve_experiments(targets)
-        self.work_root = work_root
+        self.work_root = osp.abspath(work_root)
         self.cfg_options = list(cfg_options)
         self.train_flags = ['--amp'] if amp else []
-        self.runs = [
-            self._plan(cell) for cell in unique_cells(self.experiments)
+        self.seeds = seeds
+        self.older_layout: List[str] = []
+        self.runs: List[Run] = [
+            run for cell in unique_cells(self.experiments)
+            for run in self._plan(cell)
         ]
-        os.makedirs(work_root, exist_ok=True)
+        os.makedirs(self.work_root, exist_ok=True)
         self.logger = MMLogger.get_instance(
             f'flower_sweep_{time.time_ns()}',
             logger_name='flower_sweep',
-            log_file=osp.join(work_root, 'sweep.log'),
+            log_file=osp.join(self.work_root, 'sweep.log'),
             file_mode='a')  # one history across resumed sweeps
+        for message in self.older_layout:
+            self.logger.info(message)
 
-    def _plan(self, cell: Cell) -> Run:
+    def _plan(self, cell: Cell) -> List[Run]:
         """Check, before any training, that the config loads with the
-        options and that its work dir holds no run with other options."""
+        options and that no work dir holds a run with other options."""
         if not osp.isfile(cell.config_path):
             raise SweepError(f'Config file "{cell.config_path}" does not '
                              'exist.')
         try:
             cfg = Config.fromfile(cell.config_path)
+            # Typos fail here, as in tools/train.py, before any run starts.
             if self.cfg_options:
-                cfg.merge_from_dict(parse_cfg_options(self.cfg_options))
+                merge_cfg_options(cfg, parse_cfg_options(self.cfg_options))
             batch_size = int(cfg.train_dataloader.batch_size)
             max_epochs = int(cfg.train_cfg.max_epochs)
+            base_seed = cfg.get('randomness', {}).get('seed')
         except SweepError:
             raise
         except Exception as err:
             raise SweepError(f'Config "{cell.config_path}" with --cfg-options '
                              f'{self.cfg_options} cannot be read: '
                              f'{type(err).__name__}: {err}') from err
-        run = Run(cell, osp.join(self.work_root, cell.name), batch_size,
-                  max_epochs)
-        state = self._read_state(run)
+        if base_seed is None:
+            raise SweepError(
+                f'{cell.config_path} has no fixed randomness.seed, so its '
+                'seeds would not be reproducible: add --cfg-options '
+                'randomness.seed=0.')
+        config_dir = osp.join(self.work_root, cell.name)
+        older = self._read_state_file(osp.join(config_dir, STATE_FILE))
+        runs = []
+        for seed in range(int(base_seed), int(base_seed) + self.seeds):
+            work_dir = osp.join(config_dir, f'seed{seed}')
+            if seed == base_seed and older is not None and \
+                    not osp.exists(work_dir):
+                # A sweep from before --seeds trained the config's own seed
+                # into <work root>/<config>: that run is this one.
+                work_dir = config_dir
+                self.older_layout.append(
+                    f'{cell.name}/seed{seed}: the run an earlier sweep made '
+                    f'in {config_dir} (status: {older.get("status")}); kept '
+                    'there, other seeds go to seed<N>/ beside it.')
+            run = Run(cell, seed, work_dir, batch_size, max_epochs)
+            self._check_options(run)
+            runs.append(run)
+        return runs
+
+    def _check_options(self, run: Run) -> None:
+        state = self.read_state(run)
         if state and (state.get('cfg_options') != self.cfg_options
                       or state.get('train_flags') != self.train_flags):
             raise SweepError(
-                f'{run.work_dir} holds a run of {cell.name} with '
+                f'{run.work_dir} holds a run of {run.cell.name} with '
                 f'--cfg-options {state.get("cfg_options")} '
                 f'{" ".join(state.get("train_flags", []))}, this sweep asks '
                 f'for --cfg-options {self.cfg_options} '
                 f'{" ".join(self.train_flags)}. Pass the same options, '
                 'another --work-root, or delete that work dir to retrain.')
-        return run
 
     @staticmethod
-    def _read_state(run: Run) -> Optional[dict]:
-        if not osp.isfile(run.state_path):
+    def _read_state_file(path: str) -> Optional[dict]:
+        if not osp.isfile(path):
             return None
         try:
-            with open(run.state_path) as f:
+            with open(path) as f:
                 return json.load(f)
         except (OSError, ValueError) as err:
             raise SweepError(
-                f'Cannot read the sweep state "{run.state_path}" ({err}): '
-                'delete it to resume that run from its checkpoints.')
+                f'Cannot read the sweep state "{path}" ({err}): delete it '
+                'to resume that run from its checkpoints.')
 
-    def _write_state(self, run: Run, status: str, **extra) -> None:
-        state = self._read_state(run) or {}
+    def read_state(self, run: Run) -> Optional[dict]:
+        return self._read_state_file(run.state_path)
+
+    def write_state(self, run: Run, status: str, **extra) -> None:
+        state = self.read_state(run) or {}
         state.update(
             config=run.cell.config_path,
             cfg_options=self.cfg_options,
             train_flags=self.train_flags,
+            seed=run.seed,
             status=status,
             **extra)
         os.makedirs(run.work_dir, exist_ok=True)
@@ -133,127 +189,107 @@ class Sweep:
                            run.state_path)
 
     def status(self, run: Run) -> str:
-        state = self._read_state(run)
-        if state is None:
-            return 'not run'
-        return state['status']
+        state = self.read_state(run)
+        return 'not run' if state is None else state['status']
 
-    @staticmethod
-    def latest_checkpoint(run: Run) -> Optional[str]:
-        """The newest complete checkpoint in the work dir (a moved work
-        root still resumes), as the checkpoint hook's auto-resume finds it."""
-        return find_last_complete_checkpoint(run.work_dir)
-
-    def train(self, run: Run) -> int:
-        """Train (or resume) one run in its own process; its exit code."""
-        cmd = [
+    def train_command(self, run: Run) -> List[str]:
+        """The run's ``tools/train.py`` command, the same for every launcher
+        and every session: ``--resume`` alone continues from the latest
+        complete checkpoint in the work dir, if there is one."""
+        return [
             sys.executable, TRAIN_TOOL, run.cell.config_path, '--work-dir',
-            run.work_dir, *self.train_flags
+            run.work_dir, '--resume', *self.train_flags, '--cfg-options',
+            *self.cfg_options, f'randomness.seed={run.seed}'
         ]
-        resume_from = self.latest_checkpoint(run)
-        if resume_from:
-            cmd += ['--resume', resume_from]
-        if self.cfg_options:
-            cmd += ['--cfg-options', *self.cfg_options]
-        self.logger.info(f'{run.cell.name}: ' +
-                         (f'resuming from {osp.basename(resume_from)}'
-                          if resume_from else 'training') +
-                         f' into {run.work_dir}')
-        self._write_state(run, 'running', device=describe_device())
-        for handler in self.logger.handlers:
-            handler.flush()
-        # One process per run: its memory, registries and CUDA context go
-        # when it ends. Its log streams to our stdout and stderr.
-        proc = subprocess.Popen(cmd)
-        try:
-            return proc.wait()
-        except KeyboardInterrupt:
-            # Ctrl-C in a terminal reaches the child too: let it stop
-            # cleanly, pass the signal on if it did not get it (a SIGTERM to
-            # the sweep alone), then kill it rather than leave it training.
-            for stop, timeout in ((None, 5), (signal.SIGINT, 30),
-                                  (signal.SIGKILL, None)):
-                if stop is not None:
-                    proc.send_signal(stop)
-                try:
-                    proc.wait(timeout=timeout)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-            raise
+
+    def start_point(self, run: Run) -> str:
+        """Where the next session starts, for the log."""
+        checkpoint = find_last_complete_checkpoint(run.work_dir)
+        if checkpoint:
+            return f'resuming from {osp.basename(checkpoint)}'
+        return 'training from scratch'
 
     def results(self) -> List[RunResult]:
         results = []
-        runs = {run.cell.name: run for run in self.runs}
+        runs = {(run.cell.name, run.seed): run for run in self.runs}
         for experiment in self.experiments:
             for cell in experiment.cells:
-                run = runs[cell.name]
-                state = self._read_state(run) or {}
-                results.append(
-                    collect_result(experiment, cell, run.work_dir,
-                                   state.get('status', 'not run'),
-                                   run.batch_size, run.max_epochs,
-                                   state.get('device', '')))
+                for seed in sorted(s for name, s in runs if name == cell.name):
+                    run = runs[cell.name, seed]
+                    state = self.read_state(run) or {}
+                    results.append(
+                        collect_result(experiment, cell, seed, run.work_dir,
+                                       state.get('status', 'not run'),
+                                       run.batch_size, run.max_epochs,
+                                       state.get('device', '')))
         return results
 
-    def write_results(self) -> List[RunResult]:
-        results = self.results()
+    def write_results(self) -> None:
+        cells = summarize_cells(self.experiments, self.results())
+        differences = compare_cells(self.experiments, cells)
         base = osp.join(self.work_root, 'results')
-        write_markdown(self.experiments, results, base + '.md')
-        write_csv(results, base + '.csv')
-        plot_results(self.experiments, results, base + '.png')
-        return results
+        write_markdown(self.experiments, cells, differences, base + '.md')
+        write_csv(cells, base + '.csv')
+        write_differences_csv(differences, base + '_differences.csv')
+        plot_results(self.experiments, cells, differences, base + '.png')
 
-    def _summary(self, run: Run) -> str:
-        result = next(r for r in self.results() if r.config == run.cell.name)
+    def summary(self, run: Run) -> str:
+        result = next(r for r in self.results()
+                      if (r.config, r.seed) == (run.cell.name, run.seed))
         if result.best_top1 is None:
-            return f'{run.cell.name}: {result.status}, no val top-1 logged'
-        return (f'{run.cell.name}: {result.status}, epoch '
+            return f'{run.name}: {result.status}, no val top-1 logged'
+        return (f'{run.name}: {result.status}, epoch '
                 f'{result.epochs_done}/{run.max_epochs}, best val top-1 '
                 f'{result.best_top1:.2f} (epoch {result.best_epoch}), '
                 f'final {result.final_top1:.2f}')
 
+    def _lock(self):
+        """Hold ``work_root/sweep.lock``: two sweeps training into one work
+        dir would wreck it (or submit its run twice)."""
+        lock = open(osp.join(self.work_root, 'sweep.lock'), 'a+')
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            owner = lock.read().strip() or 'another process'
+            lock.close()
+            raise SweepError(
+                f'Another tools/sweep.py ({owner}) is working in '
+                f'{self.work_root}: wait for it to end, or use another '
+                '--work-root.')
+        lock.truncate(0)
+        lock.write(f'pid {os.getpid()}')
+        lock.flush()
+        return lock
+
     def run(self, collect_only: bool = False) -> List[str]:
-        """Train what is not done yet; the names of the runs that failed."""
-        failed = []
-        total = len(self.runs)
-        names = ', '.join(run.cell.name for run in self.runs)
-        self.logger.info(f'Sweep of {total} runs into {self.work_root}: '
-                         f'{names}')
-        for i, run in enumerate(self.runs, 1):
-            status = self.status(run)
-            if status == 'done' or collect_only:
-                self.logger.info(f'[{i}/{total}] skipped ({status}) '
-                                 f'{self._summary(run)}')
-                continue
-            self.logger.info(f'[{i}/{total}] {run.cell.name} ({status})')
-            start = time.time()
-            try:
-                returncode = self.train(run)
-            except KeyboardInterrupt:
-                self._write_state(run, 'interrupted')
-                self.write_results()
-                self.logger.info(
-                    f'Interrupted in {run.cell.name}: run the same command '
-                    'again to resume it and skip the finished runs.')
-                raise
-            minutes = (time.time() - start) / 60
-            if returncode == 0:
-                self._write_state(run, 'done')
-            else:
-                self._write_state(run, f'failed (exit {returncode})')
-                failed.append(run.cell.name)
+        """Launch what is not done yet; the names of the runs that failed.
+        ``collect_only``: write the results of the runs so far."""
+        if collect_only:
+            for i, run in enumerate(self.runs, 1):
+                self.logger.info(f'[{i}/{len(self.runs)}] {self.summary(run)}')
             self.write_results()
-            self.logger.info(f'[{i}/{total}] {minutes:.1f} min, '
-                             f'{self._summary(run)}')
-        self.write_results()
+            self.log_results_written()
+            return []
+        lock = self._lock()
+        try:
+            self.launcher.check(self)
+            configs = len(self.runs) // self.seeds
+            self.logger.info(
+                f'Sweep of {len(self.runs)} runs ({configs} configs x '
+                f'{self.seeds} seed{"s" * (self.seeds > 1)}) into '
+                f'{self.work_root}, '
+                f'{self.launcher.describe()}: '
+                f'{", ".join(run.name for run in self.runs)}')
+            failed = self.launcher.launch(self)
+            self.write_results()
+            self.log_results_written()
+            return failed
+        finally:
+            lock.close()
+
+    def log_results_written(self) -> None:
         self.logger.info('Results: ' + ', '.join(
-            osp.join(self.work_root, f'results.{ext}')
-            for ext in ('md', 'csv', 'png')))
-        if failed:
-            self.logger.error(f'{len(failed)} runs failed: '
-                              f'{", ".join(failed)}; their logs are above '
-                              'and in their work dirs. Run the same command '
-                              'again to retry them (finished runs are '
-                              'skipped).')
-        return failed
+            osp.join(self.work_root, name)
+            for name in ('results.md', 'results.csv',
+                         'results_differences.csv', 'results.png')))

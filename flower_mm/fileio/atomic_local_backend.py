@@ -2,11 +2,15 @@
 half-written file under the final name."""
 import os
 import os.path as osp
+import threading
 from pathlib import Path
 from typing import Union
 
 from mmengine.fileio import LocalBackend, register_backend
 from mmengine.utils import mkdir_or_exist
+
+# Threads of one process share its temporary name: one writes at a time.
+_WRITING = threading.Lock()
 
 
 def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
@@ -25,18 +29,19 @@ def atomic_write_bytes(data: bytes, filepath: Union[str, Path]) -> None:
     dirname = osp.dirname(osp.abspath(filepath))
     mkdir_or_exist(dirname)
     tmp_path = f'{filepath}.tmp-{os.getpid()}'
-    try:
-        with open(tmp_path, 'wb') as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_path, filepath)
-    except BaseException:
+    with _WRITING:
         try:
-            os.remove(tmp_path)
-        except OSError:
-            pass
-        raise
+            with open(tmp_path, 'wb') as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp_path, filepath)
+        except BaseException:
+            try:
+                os.remove(tmp_path)
+            except OSError:
+                pass
+            raise
     _fsync_dir(dirname)
 
 

@@ -1,30 +1,30 @@
 """Image loading that turns whatever a photo file holds into 3-channel BGR."""
-import io
 import logging
 from typing import Optional
 
-import mmcv
 import numpy as np
 from mmcv.transforms import LoadImageFromFile
 from mmengine.fileio import get as read_bytes
 from mmengine.logging import print_log
-from PIL import Image, ImageOps
 from mmpretrain.registry import TRANSFORMS
 
+# The decoding policy lives with the data (the pre-training check and
+# preparation use it too); re-exported here, where the loader is.
+from ..datasets.decoding import ImageDecodeError, decode_to_bgr
 
-class ImageDecodeError(RuntimeError):
-    """An image file could not be decoded."""
+__all__ = ['ImageDecodeError', 'RobustLoadImageFromFile', 'decode_to_bgr']
 
 
 @TRANSFORMS.register_module()
 class RobustLoadImageFromFile(LoadImageFromFile):
     """Load an image as a 3-channel uint8 BGR array, whatever the file holds.
 
-    OpenCV decodes the common cases fast and already normalises them:
-    grayscale, palette and 16-bit PNGs, CMYK JPEGs, and EXIF orientation.
-    Files OpenCV cannot read go through Pillow. A file neither can decode
-    raises :class:`ImageDecodeError` naming it, instead of mmcv's bare
-    ``None`` or a crash later in the pipeline.
+    Decodes by flower-mm's one policy (:mod:`flower_mm.datasets.decoding`):
+    grayscale, palette, transparent and 16-bit PNGs, CMYK and EXIF-rotated
+    JPEGs all become upright BGR; a file the pre-training check refuses
+    (cut, damaged, empty, no image) raises :class:`ImageDecodeError` naming
+    it and saying why, instead of mmcv's bare ``None`` or a crash later in
+    the pipeline.
 
     With mmcv's ``ignore_empty=True`` (the flower training pipeline), a
     missing or undecodable file returns None instead, with a warning naming
@@ -73,40 +73,3 @@ class RobustLoadImageFromFile(LoadImageFromFile):
                 'preparation or remove it from the annotation file.') from err
         return decode_to_bgr(data, path)
 
-
-def decode_to_bgr(data: bytes, path: str = '<bytes>') -> np.ndarray:
-    """Decode image bytes to a contiguous HxWx3 uint8 BGR array."""
-    if not data:
-        raise ImageDecodeError(f'Image file "{path}" is empty (0 bytes).')
-    img = None
-    try:
-        img = mmcv.imfrombytes(data, flag='color', backend='cv2')
-    except Exception:  # OpenCV raises on some malformed files; try Pillow.
-        img = None
-    if img is None:
-        try:
-            img = _pillow_to_bgr(data)
-        except Exception as err:
-            raise ImageDecodeError(
-                f'Cannot decode image file "{path}" ({len(data)} bytes): '
-                f'{err}. Replace or remove the file; '
-                '`python tools/prepare_flowers.py` lists such files.'
-            ) from err
-    return img
-
-
-def _pillow_to_bgr(data: bytes) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as pil:
-        pil = ImageOps.exif_transpose(pil)
-        if pil.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
-            # 16/32-bit grayscale: keep the high byte, as OpenCV does.
-            arr = np.asarray(pil, dtype=np.uint32) >> (
-                8 if pil.mode.startswith('I;16') else 24)
-            pil = Image.fromarray(arr.astype(np.uint8), mode='L')
-        if pil.mode in ('RGBA', 'LA', 'PA') or (
-                pil.mode == 'P' and 'transparency' in pil.info):
-            rgba = pil.convert('RGBA')
-            pil = Image.new('RGB', rgba.size, (255, 255, 255))
-            pil.paste(rgba, mask=rgba.getchannel('A'))
-        rgb = np.asarray(pil.convert('RGB'))
-    return np.ascontiguousarray(rgb[..., ::-1])

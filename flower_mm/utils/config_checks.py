@@ -19,7 +19,6 @@ from mmengine.runner.checkpoint import CheckpointLoader
 from mmpretrain import registry as mmpretrain_registry
 from torch.utils.data import DataLoader
 
-from ..compat import load_from_local_safely
 from .user_errors import FlowerUserError
 
 
@@ -227,9 +226,10 @@ def _parameters(obj) -> Optional[Set[str]]:
 
 
 def is_local_path(filename: str) -> bool:
-    """Whether MMEngine reads ``filename`` from the local disk."""
+    """Whether MMEngine reads ``filename`` from the local disk: with the
+    loader of the empty prefix, whichever is registered there."""
     return CheckpointLoader._get_checkpoint_loader(
-        filename) is load_from_local_safely
+        filename) is CheckpointLoader._schemes['']
 
 
 def check_checkpoint_exists(filename: Optional[str], key: str,

@@ -13,6 +13,15 @@ def cpu_model() -> str:
         return platform.processor() or platform.machine()
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask, which Slurm,
+    taskset or a container may narrow, where the OS has one (Linux), else
+    every core (macOS, Windows). The one core count of flower-mm."""
+    if hasattr(os, 'sched_getaffinity'):  # not on macOS or Windows
+        return len(os.sched_getaffinity(0)) or 1
+    return os.cpu_count() or 1
+
+
 def auto_num_workers() -> int:
     """Data loader workers for ``num_workers='auto'``: every core this
     process may use (its affinity mask, which Slurm or taskset may narrow)
@@ -20,9 +29,7 @@ def auto_num_workers() -> int:
     processes torchrun starts on the machine. A training pipeline takes
     ~6 ms of CPU per photo: a GPU consuming 2000+ images/s needs a dozen
     workers, a 2-core CPU 2 (docs/speed.md)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(
-        os, 'sched_getaffinity') else os.cpu_count()
-    cores //= int(os.environ.get('LOCAL_WORLD_SIZE', 1))
+    cores = usable_cores() // int(os.environ.get('LOCAL_WORLD_SIZE', 1))
     return max(2, min(16, cores - 1))
 
 
@@ -37,4 +44,4 @@ def describe_device() -> str:
     import torch
     if torch.cuda.is_available():
         return f'1x {torch.cuda.get_device_name(0)}'
-    return f'CPU, {os.cpu_count()} cores ({cpu_model()})'
+    return f'CPU, {usable_cores()} cores ({cpu_model()})'

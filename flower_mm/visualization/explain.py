@@ -23,6 +23,18 @@ def _save(fig, out_file: str) -> str:
     return out_file
 
 
+def overlay_heatmap(image: np.ndarray,
+                    heatmap: np.ndarray,
+                    image_weight: float = 0.5) -> np.ndarray:
+    """``heatmap`` in the jet colour map blended over the RGB ``image``
+    (both as :func:`flower_mm.apis.compute_cam` returns them); RGB
+    ``uint8``."""
+    from pytorch_grad_cam.utils.image import show_cam_on_image
+    return show_cam_on_image(
+        image.astype(np.float32) / 255, heatmap, use_rgb=True,
+        image_weight=image_weight)
+
+
 def plot_cam(result: dict, out_file: str, title: str = '',
              method: str = 'gradcam') -> str:
     """The model's view of a photo beside its CAM overlay, as PNG.
@@ -31,7 +43,6 @@ def plot_cam(result: dict, out_file: str, title: str = '',
         result (dict): One item of :func:`flower_mm.apis.compute_cam`.
         title (str): First caption line, e.g. the file name.
     """
-    from flower_mm.apis.cam import overlay_heatmap
     fig = _figure(8, 4.6)
     left, right = fig.subplots(1, 2)
     left.imshow(result['image'], interpolation='nearest')

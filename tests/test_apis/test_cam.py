@@ -3,7 +3,6 @@
 The patch task makes the right answer known: the evidence for "red patch"
 is the patch, wherever it is, so a correct CAM must move with it.
 """
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -69,7 +69,7 @@ BAD = {  # file name in the daisy folder -> expected start of the reason
     'corrupt.jpg': 'corrupt image data',
     'truncated.jpg': 'truncated image',
     'zero.jpg': 'empty file (0 bytes)',
-    'text.jpg': 'not a decodable image',
+    'text.jpg': "not an image (21 bytes starting with b'this is ')",
     'notes.txt': 'not an image file',
     'img0_copy.jpg': 'duplicate of {daisy}/img0.jpg (identical bytes)',
     'img1_again.png': 'duplicate of {daisy}/img1.jpg (identical pixels)',
@@ -440,7 +440,8 @@ def test_empty_class_is_an_error(tmp_path):
     with pytest.raises(PreparationError, match='class "tulip"') as e:
         prepare_flowers(src, tmp_path / 'out2', **QUIET)
     assert 'tulips/a.jpg: empty file' in str(e.value)
-    assert 'tulips/b.jpg: not a decodable image' in str(e.value)
+    assert "tulips/b.jpg: not an image (4 bytes starting with b'text')" in \
+        str(e.value)
     assert not (tmp_path / 'out2' / 'train').exists()
 
 

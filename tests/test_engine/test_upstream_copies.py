@@ -13,6 +13,8 @@ from mmengine.hooks import CheckpointHook
 from mmengine.runner import ValLoop, loops
 from mmpretrain.datasets import CustomDataset
 
+from flower_mm.compat import MMCV_ADJUST_HUE
+
 # (upstream function, sha256[:16] of its source when copied, our code)
 COPIES = [
     (CheckpointHook._save_checkpoint_with_step, 'cdbc1b54c7c88d95',
@@ -24,9 +26,11 @@ COPIES = [
     (ValLoop.run_iter, '758a78fa25a28af9',
      'flower_mm/engine/runner/amp_loops.py: _AmpInferenceMixin.run_iter '
      '(replaces it)'),
+    (MMCV_ADJUST_HUE, '96d9e85ccb41084b', 'flower_mm/compat.py: adjust_hue (a copy, its '
+     'uint8 hue shift wrapped for numpy 2)'),
     (CustomDataset._find_samples, '710f23b19677db3a',
-     'flower_mm/datasets/flower_dataset.py: FlowerDataset._find_samples '
-     '(overrides it)'),
+     'flower_mm/datasets/class_folder_dataset.py: '
+     'ClassFolderDataset._find_samples (overrides it)'),
 ]
 
 

@@ -1,6 +1,6 @@
 """tools/sweep.py: a sweep of two tiny configs end to end, resumed after an
-interruption, and its table checked against the runs' own logs."""
-import csv
+interruption, its tables and paired-bootstrap difference checked against
+the runs' own logs and val predictions; an older sweep's layout."""
 import glob
 import json
 import os
@@ -9,46 +9,35 @@ import runpy
 import sys
 
 import pytest
-from conftest import REPO_ROOT, config_path, run_tool, tiny_cfg_options
+from conftest import config_path, run_tool
+from sweep_checks import (SWEEP, logged_val_top1, read_csv, sweep_options,
+                          write_config)
 
-from flower_mm.experiments import (EXPERIMENTS, Sweep, SweepError,
-                                   resolve_experiments, unique_cells)
-from flower_mm.experiments.results import RunResult, results_figure
-
-SWEEP = str(REPO_ROOT / 'tools' / 'sweep.py')
-
-
-def logged_val_top1(work_dir):
-    """epoch -> val top-1, read straight from the runs' scalars.json."""
-    top1 = {}
-    for path in sorted(glob.glob(f'{work_dir}/*/vis_data/scalars.json')):
-        for line in open(path):
-            record = json.loads(line)
-            if 'accuracy/top1' in record:
-                top1[record['step']] = record['accuracy/top1']
-    return top1
-
-
-def read_csv(work_root):
-    with open(work_root / 'results.csv') as f:
-        return {row['config']: row for row in csv.DictReader(f)}
+from flower_mm.experiments import (EXPERIMENTS, SlurmLauncher, Sweep,
+                                   SweepError, resolve_experiments,
+                                   unique_cells)
 
 
 def assert_table_matches_logs(work_root, epochs):
-    rows = read_csv(work_root)
+    """One seed per config: each cell's row is its run's log."""
+    rows = {row['config']: row for row in read_csv(work_root / 'results.csv')}
     assert set(rows) == set(epochs)
     markdown = (work_root / 'results.md').read_text()
     for name, max_epochs in epochs.items():
-        top1 = logged_val_top1(work_root / name)
+        top1 = logged_val_top1(work_root / name / 'seed0')
         assert sorted(top1) == list(range(1, max_epochs + 1))
         best_epoch = max(top1, key=top1.get)
         row = rows[name]
+        assert (row['n'], row['seeds']) == ('1', '0')
         assert float(row['best_top1']) == top1[best_epoch]
+        assert float(row['best_top1_per_seed']) == top1[best_epoch]
+        assert row['best_top1_std'] == ''  # one seed: no spread
         assert float(row['final_top1']) == top1[max_epochs]
         assert int(row['epochs_done']) == int(row['max_epochs']) == max_epochs
         assert row['status'] == 'done'
         assert float(row['images_per_s']) > 0
-        assert (f'| `{name}` | - | {top1[best_epoch]:.2f} ({best_epoch}) | '
+        best = f'{top1[best_epoch]:.2f}'
+        assert (f'| `{name}` | - | 1 | {best} | {best} ({best_epoch}) | '
                 f'{top1[max_epochs]:.2f} |') in markdown
     with open(work_root / 'results.png', 'rb') as f:
         assert f.read(8) == b'\x89PNG\r\n\x1a\n'
@@ -61,12 +50,25 @@ def snapshot(work_dir):
     }
 
 
-def sweep_in_process(work_root, configs, options):
+def sweep_in_process(work_root, configs, options, seeds=1):
     """Run a sweep as tools/sweep.py does; what it logged."""
     log = work_root / 'sweep.log'
     start = log.stat().st_size
-    assert Sweep(configs, str(work_root), options).run() == []
+    assert Sweep(configs, str(work_root), options, seeds=seeds).run() == []
     return log.read_text()[start:]
+
+
+def val_predictions_top1(run_dir):
+    """epoch -> top-1 (%) recomputed from ValPredictionsHook's files, and
+    the photos of each epoch."""
+    top1, photos = {}, set()
+    for path in glob.glob(f'{run_dir}/val_predictions/epoch_*.json'):
+        record = json.loads(open(path).read())
+        right = [g == p for g, p in zip(record['gt_label'],
+                                        record['pred_label'])]
+        top1[record['epoch']] = 100 * sum(right) / len(right)
+        photos.add(tuple(record['img_path']))
+    return top1, photos
 
 
 def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
@@ -78,31 +80,47 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
         'tiny_r18': 'resnet18_flowers.py',
         'tiny_r18_bs64': 'resnet18_flowers_bs64.py'
     }
-    configs = []
-    for name, max_epochs in epochs.items():
-        path = tmp_path / f'{name}.py'
-        path.write_text(f'_base_ = {config_path(parents[name])!r}\n'
-                        f'train_cfg = dict(max_epochs={max_epochs})\n')
-        configs.append(str(path))
-    options = [
-        o for o in tiny_cfg_options(
-            flower_data_root, resnet18_ckpt, batch_size=10)
-        if not o.startswith('train_cfg.max_epochs')
+    configs = [
+        write_config(tmp_path / f'{name}.py', parents[name], max_epochs)
+        for name, max_epochs in epochs.items()
     ]
+    options = sweep_options(flower_data_root, resnet18_ckpt)
     work_root = tmp_path / 'sweep'
     cmd = [
         SWEEP, *configs, '--work-root', work_root, '--cfg-options', *options
     ]
 
     out = run_tool(cmd, cwd=tmp_path).stdout
-    assert '[1/2] tiny_r18 (not run)' in out
-    assert '[2/2] tiny_r18_bs64 (not run)' in out
+    assert '[1/2] tiny_r18/seed0 (not run)' in out
+    assert '[2/2] tiny_r18_bs64/seed0 (not run)' in out
     assert 'Epoch(train) [2]' in out  # the runs' logs stream through
     assert_table_matches_logs(work_root, epochs)
     for name in epochs:
-        state = json.loads((work_root / name / 'sweep_run.json').read_text())
+        run_dir = work_root / name / 'seed0'
+        state = json.loads((run_dir / 'sweep_run.json').read_text())
         assert state['status'] == 'done'
         assert state['cfg_options'] == options
+        assert state['seed'] == 0
+        # Its output, also kept in its work dir.
+        assert 'Epoch(train) [1]' in (run_dir / 'train.log').read_text()
+        # ValPredictionsHook: which photos each epoch got right, the same
+        # accuracy as the logged one, on the 15 val photos.
+        top1, photos = val_predictions_top1(run_dir)
+        assert top1 == pytest.approx(logged_val_top1(run_dir), abs=1e-4)
+        assert [len(p) for p in photos] == [15]
+
+    # One run per config: the difference comes with a paired bootstrap
+    # over the val photos, the same photos for both runs.
+    difference, = read_csv(work_root / 'results_differences.csv')
+    logs = {n: logged_val_top1(work_root / n / 'seed0') for n in epochs}
+    ours = max(logs['tiny_r18_bs64'].values()) - max(logs['tiny_r18'].values())
+    assert difference['difference'] == 'tiny_r18_bs64 - tiny_r18'
+    assert float(difference['ours']) == pytest.approx(ours)
+    assert difference['method'] == 'paired bootstrap over 15 val photos'
+    low, high = float(difference['low']), float(difference['high'])
+    assert low <= ours <= high
+    assert difference['verdict'] == ('within noise' if low <= 0 <= high else
+                                     'differs')
 
     # Run again (in this process, to save a start-up): nothing trains,
     # nothing in the work dirs changes.
@@ -116,7 +134,7 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
 
     # Interrupt the second run after its first epoch, as a killed sweep
     # leaves it: state "running", last checkpoint epoch 1.
-    run_dir = work_root / 'tiny_r18_bs64'
+    run_dir = work_root / 'tiny_r18_bs64' / 'seed0'
     for path in glob.glob(f'{run_dir}/*epoch_2.pth'):
         os.remove(path)
     (run_dir / 'last_checkpoint').write_text(str(run_dir / 'epoch_1.pth'))
@@ -126,9 +144,9 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
     sessions = set(glob.glob(f'{run_dir}/*/vis_data/scalars.json'))
 
     out = sweep_in_process(work_root, configs, options)
-    assert '[1/2] skipped (done) tiny_r18' in out
-    assert '[2/2] tiny_r18_bs64 (running)' in out
-    assert 'tiny_r18_bs64: resuming from epoch_1.pth' in out
+    assert '[1/2] skipped (done) tiny_r18/seed0' in out
+    assert '[2/2] tiny_r18_bs64/seed0 (running)' in out
+    assert 'tiny_r18_bs64/seed0: resuming from epoch_1.pth' in out
     new_sessions = set(
         glob.glob(f'{run_dir}/*/vis_data/scalars.json')) - sessions
     assert len(new_sessions) == 1
@@ -144,12 +162,42 @@ def test_sweep_runs_skips_finished_and_resumes(tmp_path, flower_data_root,
     with pytest.raises(SweepError, match='holds a run of tiny_r18'):
         Sweep(configs, str(work_root), options[:-1])
 
+    # A sweep from before --seeds left its run in <work root>/<config>,
+    # with no seed in its state: --seeds 1 finds it done, --seeds 2 adds
+    # seed1/ beside it.
+    older = work_root / 'tiny_r18'
+    for path in (older / 'seed0').iterdir():
+        path.rename(older / path.name)
+    (older / 'seed0').rmdir()
+    state = json.loads((older / 'sweep_run.json').read_text())
+    del state['seed']
+    (older / 'sweep_run.json').write_text(json.dumps(state))
+    before = snapshot(older)
+    out = sweep_in_process(work_root, configs, options)
+    assert (f'tiny_r18/seed0: the run an earlier sweep made in {older} '
+            '(status: done); kept there') in out
+    assert '[1/2] skipped (done) tiny_r18/seed0' in out
+    assert snapshot(older) == before
+    rows = {r['config']: r for r in read_csv(work_root / 'results.csv')}
+    assert float(rows['tiny_r18']['best_top1']) == max(
+        logged_val_top1(older).values())
+    assert [run.work_dir for run in Sweep(configs, str(work_root), options,
+                                          seeds=2).runs][:2] == [
+        str(older), str(older / 'seed1')]
+
 
 def test_named_experiments_table_report_figures(tmp_path):
     work_root = tmp_path / 'sweep'
-    failed = Sweep(['table1', 'table3'], str(work_root)).run(collect_only=True)
-    assert failed == []
-    rows = list(csv.DictReader(open(work_root / 'results.csv')))
+    sweep = Sweep(['table1', 'table3'], str(work_root), seeds=3)
+    assert [run.name for run in sweep.runs[:4]] == [
+        'resnet18_flowers/seed0', 'resnet18_flowers/seed1',
+        'resnet18_flowers/seed2', 'resnet18_flowers_bs64/seed0'
+    ]
+    assert sweep.runs[1].work_dir == str(work_root / 'resnet18_flowers' /
+                                         'seed1')
+    assert len(sweep.runs) == 15
+    assert sweep.run(collect_only=True) == []
+    rows = read_csv(work_root / 'results.csv')
     expected = [(e, c.name, c.report_top1) for e in ('table1', 'table3')
                 for c in EXPERIMENTS[e].cells]
     assert [(r['experiment'], r['config'], float(r['report_top1']))
@@ -158,8 +206,21 @@ def test_named_experiments_table_report_figures(tmp_path):
     assert {r['max_epochs'] for r in rows} == {'30'}
     markdown = (work_root / 'results.md').read_text()
     assert '## table1: Batch size' in markdown
-    assert '| batch 64 | `resnet18_flowers_bs64` | 91.4 | - |' in markdown
+    assert '| batch 64 | `resnet18_flowers_bs64` | 91.4 | 0 | - |' in markdown
     assert (work_root / 'results.png').stat().st_size > 0
+    # The differences the report draws: its ranking, one step at a time.
+    differences = read_csv(work_root / 'results_differences.csv')
+    assert [(d['experiment'], d['difference'], float(d['report']), d['ours'],
+             d['verdict'], d['note']) for d in differences] == [
+        ('table1', 'batch 128 - batch 64', 1.2, '', 'n/a',
+         'runs not done yet'),
+        ('table1', 'batch 64 - batch 32', 1.2, '', 'n/a',
+         'runs not done yet'),
+        ('table3', 'frozen - nothing frozen', 1.3, '', 'n/a',
+         'runs not done yet'),
+    ]
+    assert ('| batch 128 - batch 64 | +1.2 | - | - | runs not done yet | '
+            'n/a |') in markdown
 
 
 def test_all_trains_each_config_once():
@@ -183,44 +244,54 @@ def test_bad_targets_fail_before_training(tmp_path, monkeypatch):
         unique_cells(resolve_experiments(['table1', str(clash)]))
     with pytest.raises(SweepError, match='"lr" is not KEY=VALUE'):
         Sweep(['table3'], str(tmp_path / 'w'), ['lr'])
+    # A typo in --cfg-options, caught as tools/train.py would, before any
+    # run starts.
+    with pytest.raises(SweepError, match='load_form'):
+        Sweep(['table3'], str(tmp_path / 'w'), ['load_form=x.pth'])
+    with pytest.raises(SweepError, match='--seeds 0: train at least one'):
+        Sweep(['table3'], str(tmp_path / 'w'), seeds=0)
+    with pytest.raises(SweepError, match='has no fixed randomness.seed, so '
+                       'its seeds would not be reproducible'):
+        Sweep(['table3'], str(tmp_path / 'w'), ['randomness.seed=None'])
+
+    def sweep_exits_with(*args):
+        """tools/sweep.py ARGS in this process: its error line."""
+        monkeypatch.setattr(sys, 'argv', [SWEEP, *map(str, args)])
+        with pytest.raises(SystemExit) as exit_info:
+            runpy.run_path(SWEEP, run_name='__main__')
+        return str(exit_info.value)
 
     # The tool exits with the message, having made no work dir.
-    monkeypatch.setattr(sys, 'argv',
-                        [SWEEP, 'tabel1', '--work-root',
-                         str(tmp_path / 'w')])
-    with pytest.raises(SystemExit) as exit_info:
-        runpy.run_path(SWEEP, run_name='__main__')
-    assert str(exit_info.value) == (
+    work_root = tmp_path / 'w'
+    assert sweep_exits_with('tabel1', '--work-root', work_root) == (
         'error: "tabel1" is neither an experiment (table1, table2, table3, '
         'all) nor a config file.')
-    assert not osp.exists(tmp_path / 'w')
+    assert sweep_exits_with('table3', '--gpus', '2', '--launcher', 'slurm',
+                            '--partition', 'p', '--work-root', work_root) == (
+        'error: --gpus is for --launcher local; with Slurm, give each job '
+        'its GPUs with --gpus-per-run.')
+    assert sweep_exits_with('table3', '--launcher', 'slurm', '--work-root',
+                            work_root) == (
+        'error: --launcher slurm needs --partition P (`sinfo` lists the '
+        'partitions).')
+    assert sweep_exits_with('table3', '--partition', 'p', '--time', '1:00',
+                            '--work-root', work_root) == (
+        'error: --partition, --time only go with --launcher slurm.')
+    assert not osp.exists(work_root)
 
 
-def _result(experiment, cell, best, final):
-    return RunResult(experiment, cell.name, cell.label, cell.report_top1,
-                     best, 1, final, 1, 1, None, 'cpu', 'done')
-
-
-def test_chart_titles_name_the_tables_and_bars_start_at_zero():
-    experiments = resolve_experiments(
-        ['table3', 'configs/resnet18_flowers_bs64.py'])
-    adhoc = experiments[1].cells[0]
-    results = [
-        _result('table3', c, 93.0, 92.5) for c in experiments[0].cells
-    ] + [_result('configs', adhoc, 91.0, None)]
-    fig = results_figure(experiments, results)
-    table, sweep = fig.axes
-    assert table.get_title().replace('\n', ' ') == (
-        'Table 3: ResNet-50: stem and stages 1-2 frozen or not')
-    assert sweep.get_title() == 'Ad-hoc sweep: resnet18_flowers_bs64'
-    assert table.get_ylim()[0] == sweep.get_ylim()[0] == 0
-    assert sorted(round(b.get_height(), 1) for b in table.patches) == [
-        92.5, 92.5, 93.0, 93.0, 93.2, 94.5
-    ]
-    # The ad-hoc panel draws what it has: one bar, no report, no final.
-    assert [b.get_height() for b in sweep.patches] == [91.0]
-    assert [t.get_text() for t in fig.legends[0].get_texts()
-            ] == ['report', 'ours, best', 'ours, final']
-    alone = results_figure(experiments[1:], results[-1:])
-    assert [t.get_text()
-            for t in alone.legends[0].get_texts()] == ['ours, best']
+def test_two_sweeps_in_one_work_root_are_refused(tmp_path, monkeypatch):
+    work_root = str(tmp_path / 'sweep')
+    held = Sweep(['table3'], work_root)._lock()
+    # Past the lock, this launcher would stop at once: no sbatch on PATH.
+    monkeypatch.setenv('PATH', '')
+    try:
+        with pytest.raises(SweepError, match=(
+                f'Another tools/sweep.py \\(pid {os.getpid()}\\) is working '
+                f'in {work_root}: wait for it to end, or use another')):
+            Sweep(['table3'], work_root,
+                  launcher=SlurmLauncher('flowers')).run()
+    finally:
+        held.close()
+    # Collecting results needs no lock.
+    assert Sweep(['table3'], work_root).run(collect_only=True) == []

@@ -10,13 +10,12 @@ import os
 import re
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 
 import httpx
 import pytest
-from conftest import REPO_ROOT, start_tool
+from conftest import REPO_ROOT, load_tool, start_tool
 from playwright.sync_api import expect, sync_playwright
 
 from flower_mm.datasets import FLOWER_CLASSES
@@ -208,12 +207,7 @@ def test_server_refuses_a_large_body_before_reading_it(server):
 
 
 def test_serve_binds_localhost_by_default():
-    sys.path.insert(0, str(REPO_ROOT / 'tools'))
-    try:
-        import serve
-    finally:
-        sys.path.pop(0)
-    args = serve.get_args_parser().parse_args(['a.py', 'b.pth'])
+    args = load_tool('serve').get_args_parser().parse_args(['a.py', 'b.pth'])
     assert (args.host, args.port, args.backend) == ('127.0.0.1', 8000,
                                                      'auto')
     assert (args.max_batch, args.max_upload_mb) == (16, 20)
@@ -223,11 +217,7 @@ def test_serve_binds_localhost_by_default():
 def test_load_benchmark_counts_answers_and_errors(server, learned_model):
     """benchmarks/serve_load.py's client loop against the running server:
     answered photos count as images, unreadable ones as errors."""
-    sys.path.insert(0, str(REPO_ROOT / 'benchmarks'))
-    try:
-        import serve_load
-    finally:
-        sys.path.pop(0)
+    import serve_load  # benchmarks/ is on the tests' path
     photos = [(p.name, p.read_bytes()) for p in learned_model.one_photo_per_class]
     good = serve_load.run_clients(server, photos, clients=2, duration=3.,
                                   files_per_request=2, warmup_s=0.)

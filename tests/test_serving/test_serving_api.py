@@ -10,10 +10,13 @@ import time
 import cv2
 import numpy as np
 import pytest
-from conftest import REFUSED, config_path, write_malicious_checkpoint
+import torch
+from conftest import (REFUSED, config_path, score_atol,
+                      write_malicious_checkpoint)
 from fastapi.testclient import TestClient
 from mmengine.config import Config
 
+from flower_mm.apis import PyTorchPredictor
 from flower_mm.compat import UnsafeCheckpointError
 from flower_mm.datasets import FLOWER_CLASSES
 from flower_mm.experiments import parse_cfg_options
@@ -21,14 +24,20 @@ from flower_mm.serving import build_app, create_app
 from flower_mm.utils import merge_cfg_options
 
 
+def learned_cfg(learned_model, *options):
+    return merge_cfg_options(
+        Config.fromfile(learned_model.config),
+        parse_cfg_options([*learned_model.cfg_options, *options]))
+
+
 @pytest.fixture(scope='module')
 def served(learned_model):
-    cfg = merge_cfg_options(
-        Config.fromfile(learned_model.config),
-        parse_cfg_options(learned_model.cfg_options))
-    # eager: this module tests the API, not the backends
-    # (test_serving_backends.py)
-    app = create_app(cfg, str(learned_model.checkpoint), device='cpu',
+    """The service in bf16 autocast on every CPU (emulated where the CPU
+    has no native bf16), so its mixed-precision path runs everywhere."""
+    app = create_app(learned_cfg(learned_model, 'test_cfg.fp16=True'),
+                     str(learned_model.checkpoint), device='cpu',
+                     # eager: this module tests the API, not the backends
+                     # (test_serving_backends.py)
                      backend='pytorch')
     with TestClient(app) as client:
         yield app, client
@@ -36,7 +45,19 @@ def served(learned_model):
 
 @pytest.fixture(scope='module')
 def classifier(served):
-    return served[0].state.worker.classifier
+    classifier = served[0].state.worker.classifier
+    assert classifier.cast_dtype == torch.bfloat16
+    return classifier
+
+
+@pytest.fixture(scope='module')
+def expected_fp32(learned_model, photos):
+    """The same photos through the same path in fp32, top 5."""
+    fp32 = PyTorchPredictor(
+        learned_cfg(learned_model, 'test_cfg.fp16=False'),
+        str(learned_model.checkpoint), device='cpu')
+    assert fp32.cast_dtype is None
+    return {r['path']: r['topk'] for r in fp32.predict_bytes(photos, topk=5)}
 
 
 @pytest.fixture(scope='module')
@@ -47,7 +68,8 @@ def photos(learned_model):
 
 @pytest.fixture(scope='module')
 def expected(classifier, learned_model):
-    """What tools/infer.py's path (files read from disk) predicts, top 5."""
+    """What tools/infer.py's path (files read from disk) predicts at the
+    service's precision (bf16), top 5."""
     photos = learned_model.one_photo_per_class
     results = classifier.predict([(str(p), None) for p in photos], topk=5,
                                  progress=False)
@@ -164,15 +186,14 @@ def test_unreadable_files_get_errors_and_the_rest_answers(
     assert response.status_code == 200
     results = response.json()['results']
     reasons = {
-        'notes.txt': 'not an image',
-        'cut.jpg': 'truncated',
-        'empty.jpg': 'empty (0 bytes)'
+        'notes.txt': 'not an image (44 bytes',
+        'cut.jpg': 'truncated image: the data ends after',
+        'empty.jpg': 'empty file (0 bytes)'
     }
     for result in results[:3]:
         assert result['topk'] == []
-        assert result['error'].startswith(f'"{result["name"]}"') or (
-            f'"{result["name"]}" is empty' in result['error'])
-        assert reasons[result['name']] in result['error'], result['error']
+        assert result['error'].startswith(
+            f'"{result["name"]}": {reasons[result["name"]]}'), result['error']
     assert_matches(results[3], expected[name])
     # Garbage first, then a photo: the server keeps serving.
     post(served[1], bad[:1])
@@ -362,15 +383,20 @@ def decode_data_url(url):
 
 
 def test_cam_explains_the_class_predict_gives(served, classifier, photos,
-                                              expected):
+                                              expected, expected_fp32):
     name, data = photos[3]
     response = post_cam(served[1], name, data)
     assert response.status_code == 200, response.text
     body = response.json()
     assert (body['name'], body['method']) == (name, 'gradcam')
-    assert body['label'] == expected[name][0]['class']
-    assert body['score'] == pytest.approx(expected[name][0]['score'],
-                                          abs=1e-3)  # fp32 vs test precision
+    # /cam runs in fp32 while /predict runs in bf16 (see `served`):
+    # the same class, the fp32 path's score.
+    assert body['label'] == expected[name][0]['class'] == \
+        expected_fp32[name][0]['class']
+    assert body['score'] == pytest.approx(expected_fp32[name][0]['score'],
+                                          abs=score_atol(None))
+    assert expected[name][0]['score'] == pytest.approx(
+        expected_fp32[name][0]['score'], abs=score_atol(torch.bfloat16))
     overlay = decode_data_url(body['image'])
     # The size the model sees after the test pipeline's resize and crop.
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)

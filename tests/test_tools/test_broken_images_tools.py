@@ -1,12 +1,11 @@
 """Issue 14 end to end: tools/train.py on a hand-laid folder with a cut
 JPEG, an empty .jpg and a text file named .jpg."""
-import importlib.util
 import shutil
 import sys
 
 import pytest
 from conftest import (REPO_ROOT, assert_user_error, checkpoints_under,
-                      config_path, make_flower_dataset, run_tool,
+                      config_path, load_tool, make_flower_dataset, run_tool,
                       tiny_cfg_options)
 from test_datasets.test_image_check import add_broken_files
 
@@ -85,10 +84,7 @@ def test_skip_run_trains_on_the_rest_warns_once_and_redraws(broken_data_root,
 def test_export_without_the_dataset_asks_for_check_images(
         resnet18_ckpt, tmp_path, monkeypatch):
     # In this process: a subprocess would spend seconds importing torch.
-    spec = importlib.util.spec_from_file_location(
-        'flower_tools_export', REPO_ROOT / 'tools' / 'export.py')
-    export_tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export_tool)
+    export_tool = load_tool('export')
     monkeypatch.setattr(sys, 'argv', [
         'export.py',
         config_path('resnet18_flowers.py'),

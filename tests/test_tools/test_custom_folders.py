@@ -1,6 +1,7 @@
 """configs/resnet50_custom_folders.py: any class-folder dataset, the model
 sized by its classes (num_classes='auto')."""
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -94,6 +95,25 @@ def test_custom_folders_config_trains_and_tests_three_classes(
         config_path('resnet50_custom_folders.py'), str(best), device='cpu')
     assert classifier.classes == list(CLASSES)
     assert classifier.inferencer.model.head.num_classes == 3
+
+    # So does export: 3 scores per photo, named in its JSON, checked on
+    # the photos of the val split.
+    export = run_tool([
+        REPO_ROOT / 'tools' / 'export.py',
+        config_path('resnet50_custom_folders.py'), best, '--format', 'onnx',
+        '--out', tmp_path / 'export', '--cfg-options', *options
+    ], cwd=tmp_path)
+    onnx_file = tmp_path / 'export' / 'resnet50_custom_folders.onnx'
+    assert f'onnx: {onnx_file}' in export.stdout
+    meta = json.loads(Path(f'{onnx_file}.json').read_text())
+    assert meta['preprocess']['classes'] == list(CLASSES)
+    assert meta['parity']['passed'] and meta['parity']['num_images'] == 6
+    import onnxruntime as ort
+    session = ort.InferenceSession(str(onnx_file),
+                                   providers=['CPUExecutionProvider'])
+    scores = session.run(['scores'], {
+        'input': np.zeros((2, 3, 64, 64), np.float32)})[0]
+    assert scores.shape == (2, 3)
 
 
 def test_auto_sets_only_what_says_auto():

@@ -1,5 +1,7 @@
 """tools/train.py and tools/test.py end to end, run as a user runs them."""
 import json
+import math
+import os
 import pickle
 import re
 from pathlib import Path
@@ -30,22 +32,44 @@ def val_top1_by_epoch(records) -> dict:
     }
 
 
+# The shipped step decay (x0.1 at each milestone) with a milestone inside
+# a short run, and the loss logged every iteration.
+STEP_SCHEDULE = ['param_scheduler.milestones=[1]',
+                 'default_hooks.logger.interval=1']
+
+
+def train_options(data_root, checkpoint, epochs):
+    return [*tiny_cfg_options(data_root, checkpoint, epochs=epochs),
+            *STEP_SCHEDULE]
+
+
+def lr_by_epoch(records) -> dict:
+    """{epoch: the lr logged at each of its iterations}."""
+    lrs = {}
+    for r in records:
+        if 'lr' in r:
+            lrs.setdefault(r['epoch'], []).append(r['lr'])
+    return lrs
+
+
 @pytest.fixture(scope='module')
 def trained_run(tmp_path_factory, flower_data_root, pretrained_ckpt):
-    """One 2-epoch tools/train.py run of the main config on tiny data."""
+    """One 2-epoch tools/train.py run of the main config on tiny data:
+    (cwd, work dir, process, its scalars.json records)."""
     cwd = tmp_path_factory.mktemp('run')
     proc = run_tool([
         TRAIN,
         config_path('resnet50_flowers.py'), '--cfg-options',
-        *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=2)
+        *train_options(flower_data_root, pretrained_ckpt, epochs=2)
     ],
                     cwd=cwd)
-    return cwd, cwd / 'work_dirs' / 'resnet50_flowers', proc
+    work_dir = cwd / 'work_dirs' / 'resnet50_flowers'
+    return cwd, work_dir, proc, read_scalars(work_dir)
 
 
 def test_train_writes_checkpoints_logs_and_metrics(trained_run,
                                                    pretrained_ckpt):
-    cwd, work_dir, proc = trained_run
+    cwd, work_dir, proc, records = trained_run
     log = proc.stdout + proc.stderr
     names = sorted(p.name for p in work_dir.iterdir())
     assert 'epoch_1.pth' in names and 'epoch_2.pth' in names
@@ -57,22 +81,37 @@ def test_train_writes_checkpoints_logs_and_metrics(trained_run,
     assert f'load backbone in model from: {pretrained_ckpt}' in log
     assert 'download.openmmlab.com' not in log.split('Config:')[0]
 
-    top1 = val_top1_by_epoch(read_scalars(work_dir))
+    top1 = val_top1_by_epoch(records)
     assert sorted(top1) == [1, 2]
-    assert all(0.0 <= v <= 100.0 for v in top1.values())
+    # over the 15 val photos: a whole number of them right
+    for value in top1.values():
+        assert value * 15 / 100 == pytest.approx(round(value * 15 / 100),
+                                                 abs=1e-4), top1
     best_epoch = int(re.search(r'epoch_(\d+)', best[0]).group(1))
     assert top1[best_epoch] == max(top1.values())
-    # Training losses were logged every iteration window and are finite.
-    losses = [r['loss'] for r in read_scalars(work_dir) if 'loss' in r]
-    assert losses and all(l == l and l < 100 for l in losses)
+    # 20 photos in batches of 5, logged every iteration; a fresh 5-class
+    # head on the random "pretrained" backbone starts near chance, ln 5
+    losses = [r['loss'] for r in records if 'loss' in r]
+    assert [r['iter'] for r in records if 'loss' in r] == list(range(1, 9))
+    assert losses[0] == pytest.approx(math.log(5), abs=0.5), losses
+    assert all(math.isfinite(loss) for loss in losses), losses
+
+
+def test_lr_follows_the_step_schedule_epoch_by_epoch(trained_run):
+    """What the run logged, not what the config says: lr 0.01, then x0.1
+    after the milestone at epoch 1."""
+    lrs = lr_by_epoch(trained_run[3])
+    assert sorted(lrs) == [1, 2]
+    assert lrs[1] == [0.01] * 4
+    assert lrs[2] == pytest.approx([0.001] * 4)
 
 
 def test_test_tool_reproduces_best_val_accuracy(trained_run, flower_data_root,
                                                 pretrained_ckpt):
-    cwd, work_dir, _ = trained_run
+    cwd, work_dir, _, records = trained_run
     best = next(work_dir.glob('best_accuracy_top1_epoch_*.pth'))
     best_epoch = int(re.search(r'epoch_(\d+)', best.name).group(1))
-    expected = val_top1_by_epoch(read_scalars(work_dir))[best_epoch]
+    expected = val_top1_by_epoch(records)[best_epoch]
 
     proc = run_tool([
         TEST,
@@ -92,30 +131,39 @@ def test_test_tool_reproduces_best_val_accuracy(trained_run, flower_data_root,
     assert 100.0 * correct / len(preds) == pytest.approx(expected)
 
 
-def test_resume_continues_from_the_latest_checkpoint(trained_run,
+def test_resume_continues_from_the_latest_checkpoint(trained_run, tmp_path,
                                                      flower_data_root,
                                                      pretrained_ckpt):
-    cwd, work_dir, _ = trained_run
+    # In a work dir of its own, with the run's last checkpoint (linked):
+    # the module's other tests read the run as it ended.
+    cwd = tmp_path
+    work_dir = cwd / 'work_dirs' / 'resnet50_flowers'
+    work_dir.mkdir(parents=True)
+    os.link(trained_run[1] / 'epoch_2.pth', work_dir / 'epoch_2.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_2.pth'))
     proc = run_tool([
         TRAIN,
         config_path('resnet50_flowers.py'), '--resume', '--cfg-options',
-        *tiny_cfg_options(flower_data_root, pretrained_ckpt, epochs=3)
+        *train_options(flower_data_root, pretrained_ckpt, epochs=3)
     ],
                     cwd=cwd)
     log = proc.stdout + proc.stderr
     assert 'Auto resumed from the latest checkpoint' in log
     assert 'resumed epoch: 2' in log
     # Only the third epoch ran: no epoch 1 or 2 training lines.
-    assert re.findall(r'Epoch\(train\)\s+\[(\d+)\]', log) == ['3']
+    assert set(re.findall(r'Epoch\(train\)\s+\[(\d+)\]', log)) == {'3'}
     assert (work_dir / 'epoch_3.pth').exists()
     ckpt = torch.load(work_dir / 'epoch_3.pth', map_location='cpu')
     assert ckpt['meta']['epoch'] == 3
+    # the schedule resumed where it stopped, not at the base lr 0.01
+    lrs = lr_by_epoch(read_scalars(work_dir))
+    assert sorted(lrs) == [3] and lrs[3] == pytest.approx([0.001] * 4)
 
 
 def test_resume_from_named_checkpoint_loads_safely(trained_run, tmp_path,
                                                    flower_data_root,
                                                    pretrained_ckpt):
-    _, work_dir, _ = trained_run
+    work_dir = trained_run[1]
     proc = run_tool([
         TRAIN,
         config_path('resnet50_flowers.py'), '--resume',
@@ -126,6 +174,55 @@ def test_resume_from_named_checkpoint_loads_safely(trained_run, tmp_path,
                     cwd=tmp_path)
     assert 'resumed epoch: 1' in proc.stdout + proc.stderr
     assert (tmp_path / 'resumed' / 'epoch_2.pth').exists()
+
+
+def test_train_flags_no_validate_and_auto_scale_lr(tmp_path, flower_data_root,
+                                                  pretrained_ckpt):
+    """--no-validate: no val loop, no accuracy, no best checkpoint;
+    --auto-scale-lr: lr 0.01 for batch 32 becomes 0.01 * 5 / 32 at batch 5
+    on one process, at every iteration."""
+    # The val split at the config's own data root, so that a validation
+    # that ran would find it; --no-validate leaves no val loader to set.
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'flower_dataset').symlink_to(flower_data_root)
+    work_dir = tmp_path / 'work_dir'
+    proc = run_tool([
+        TRAIN,
+        config_path('resnet50_flowers.py'), '--work-dir', work_dir,
+        '--no-validate', '--auto-scale-lr', '--cfg-options',
+        *(o for o in tiny_cfg_options(flower_data_root, pretrained_ckpt,
+                                      epochs=1)
+          if not o.startswith(('val_', 'test_'))),
+        'default_hooks.logger.interval=1'
+    ], cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    assert 'Scaling the original LR by 0.15625' in log
+    records = read_scalars(work_dir)
+    lrs = lr_by_epoch(records)
+    assert sorted(lrs) == [1] and lrs[1] == pytest.approx([0.0015625] * 4)
+    assert not any('accuracy/top1' in r for r in records)
+    assert 'Epoch(val)' not in log
+    assert sorted(p.name for p in work_dir.glob('*.pth')) == ['epoch_1.pth']
+
+
+def test_test_tool_dumps_metrics_with_out_item(trained_run, flower_data_root,
+                                               pretrained_ckpt):
+    """--out FILE --out-item metrics: the metrics dict, not predictions."""
+    cwd, work_dir, _, records = trained_run
+    out = cwd / 'metrics.pkl'
+    run_tool([
+        TEST,
+        config_path('resnet50_flowers.py'), work_dir / 'epoch_2.pth', '--out',
+        out, '--out-item', 'metrics', '--cfg-options',
+        *tiny_cfg_options(flower_data_root, pretrained_ckpt)
+    ], cwd=cwd)
+    with open(out, 'rb') as f:
+        metrics = pickle.load(f)
+    assert isinstance(metrics, dict), type(metrics)
+    assert metrics['accuracy/top1'] == pytest.approx(
+        val_top1_by_epoch(records)[2])
+    assert {'single-label/precision_classwise',
+            'confusion_matrix/result'} <= set(metrics), sorted(metrics)
 
 
 def test_mmpretrain_packaged_train_tool_runs_the_config(

@@ -65,8 +65,9 @@ def test_exif_orientation_is_applied(tmp_path):
 
 
 @pytest.mark.parametrize('payload,reason', [
-    (b'', 'is empty'),
-    (b'this is not an image', 'Cannot decode image file'),
+    (b'', 'cannot be decoded: empty file (0 bytes)'),
+    (b'this is not an image',
+     "cannot be decoded: not an image (20 bytes starting with b'this is '"),
 ])
 def test_undecodable_files_name_the_file(tmp_path, payload, reason):
     path = tmp_path / 'broken.jpg'

@@ -1,5 +1,4 @@
 """The entry point: a source -> verified, reproducible train/val folders."""
-import fcntl
 import os
 import re
 import shutil
@@ -8,7 +7,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Optional
 
+from filelock import FileLock
+
 from ..categories import FLOWER_CLASSES
+from ..decoding import decode_workers
 from .archive import extract_once
 from .common import (DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_VAL_RATIO,
                      DEFAULT_SOURCE_URL, PreparationError, log, sha256_file,
@@ -93,10 +95,9 @@ def prepare_flowers(source=None, out_dir=DEFAULT_OUT_DIR,
     if done is not None:
         return done
     out.mkdir(parents=True, exist_ok=True)
-    # One preparation of a folder at a time (e.g. several training ranks);
-    # closing the file releases the lock.
-    with open(out / '.prepare.lock', 'a') as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    # One preparation of a folder at a time (e.g. several training ranks),
+    # on every OS; the lock goes with the process that held it.
+    with FileLock(out / '.prepare.lock'):
         done = None if force else _existing_split(req, locked=True)
         if done is not None:
             return done
@@ -173,8 +174,8 @@ def _build(req: _Request, progress: bool,
                                                req.logger)
         rejected = [dict(r, **{'class': ''}) for r in rejected]
         ignored = list(ignored)
-    kept, bad = verify(scan(root, ignored), workers
-                       or min(8, os.cpu_count() or 1), progress)
+    kept, bad = verify(scan(root, ignored), workers or decode_workers(),
+                       progress)
     rejected = bad + rejected
     for cls in FLOWER_CLASSES:
         if not any(i.cls == cls for i in kept):

@@ -11,16 +11,18 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..categories import FLOWER_CLASSES
+from ..split_layout import (CLASSES_FILE, MANIFEST_NAME, SPLITS,
+                            FlowerDataError, format_list_line, list_file,
+                            read_split_list)
 from .common import (DEFAULT_OUT_DIR, DEFAULT_SEED, DEFAULT_VAL_RATIO,
                      PreparationError, progress)
 from .verify import Image
 
 FORMAT_VERSION = 1
 FORCE = 'Pass --force (force=True) to'
-MANIFEST_NAME = 'manifest.json'
 REPORT_NAME = 'rejected.txt'
-SPLIT_ENTRIES = ('train', 'val', 'classes.txt', 'train.txt', 'val.txt',
-                 REPORT_NAME, MANIFEST_NAME)  # manifest.json last
+SPLIT_ENTRIES = (*SPLITS, CLASSES_FILE, *map(list_file, SPLITS), REPORT_NAME,
+                 MANIFEST_NAME)  # manifest.json last
 SPLIT_RULE = (
     'per class, images are ordered by sha256("<seed>:<sha256 of the file>") '
     '(hex); the first max(1, min(n - 1, int(n * val_ratio + 0.5))) go to val '
@@ -35,7 +37,7 @@ def val_count(n: int, val_ratio: float) -> int:
 def split(images: List[Image], seed: int,
           val_ratio: float) -> Dict[str, Dict[str, List[Image]]]:
     """``{'train'|'val': {class: images}}`` following ``SPLIT_RULE``."""
-    out = {'train': {}, 'val': {}}
+    out = {name: {} for name in SPLITS}
     for cls in FLOWER_CLASSES:
         mine = sorted((i for i in images if i.cls == cls),
                       key=lambda i: (hashlib.sha256(
@@ -88,11 +90,11 @@ def write_split(out_dir: Path, parts: Dict, manifest: Dict, source_root: Path,
     """
     staging = Path(tempfile.mkdtemp(prefix='.staging-', dir=out_dir))
     old = Path(tempfile.mkdtemp(prefix='.old-', dir=out_dir))
-    jobs = [(name, label, cls, image) for name in ('train', 'val')
+    jobs = [(name, label, cls, image) for name in SPLITS
             for label, cls in enumerate(FLOWER_CLASSES)
             for image in sorted(parts[name][cls],
                                 key=lambda i: os.fsencode(i.relpath))]
-    lines = {'train': [], 'val': []}
+    lines = {name: [] for name in SPLITS}
     taken = {(n, c): set() for n in lines for c in FLOWER_CLASSES}
     try:
         for name, cls in taken:
@@ -102,10 +104,10 @@ def write_split(out_dir: Path, parts: Dict, manifest: Dict, source_root: Path,
             out = _output_name(image.path.name, image.sha256,
                                taken[name, cls])
             shutil.copyfile(image.path, staging / name / cls / out)
-            lines[name].append(f'{cls}/{out} {label}')
+            lines[name].append(format_list_line(f'{cls}/{out}', label))
         for name in lines:
-            _write_lines(staging / f'{name}.txt', lines[name])
-        _write_lines(staging / 'classes.txt', list(FLOWER_CLASSES))
+            _write_lines(staging / list_file(name), lines[name])
+        _write_lines(staging / CLASSES_FILE, list(FLOWER_CLASSES))
         _write_lines(staging / REPORT_NAME, _report(manifest, source_root))
         (staging / MANIFEST_NAME).write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False) + '\n',
@@ -177,14 +179,13 @@ def settings_conflict(out_dir: Path, m: Dict, seed: int,
 
 def missing_files(out_dir: Path) -> List[str]:
     """Files of the split that its lists name but the disk lacks."""
-    for name in ('classes.txt', 'train.txt', 'val.txt'):
+    for name in (CLASSES_FILE, *map(list_file, SPLITS)):
         if not (out_dir / name).is_file():
             return [name]
     return [
-        f'{name}/{rel}' for name in ('train', 'val')
-        for rel in (line.rsplit(' ', 1)[0] for line in (
-            out_dir / f'{name}.txt').read_text(encoding='utf-8').splitlines())
-        if rel and not (out_dir / name / rel).is_file()
+        f'{name}/{rel}' for name in SPLITS
+        for rel, _ in read_split_list(out_dir / list_file(name))
+        if not (out_dir / name / rel).is_file()
     ]
 
 
@@ -204,7 +205,7 @@ def is_prepared(out_dir=DEFAULT_OUT_DIR, val_ratio: float = DEFAULT_VAL_RATIO,
     out_dir = Path(out_dir)
     try:
         m = load_manifest(out_dir)
-    except PreparationError:
+        return m is not None and not settings_conflict(
+            out_dir, m, seed, val_ratio) and not missing_files(out_dir)
+    except (PreparationError, FlowerDataError):  # a damaged manifest or list
         return False
-    return m is not None and not settings_conflict(
-        out_dir, m, seed, val_ratio) and not missing_files(out_dir)

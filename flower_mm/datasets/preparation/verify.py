@@ -1,6 +1,5 @@
 """Find the class folders and keep the images training can read."""
 import hashlib
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -8,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List
 
 from ..categories import FLOWER_CLASSES, IMG_EXTENSIONS, normalise_class_name
+from ..decoding import ImageDecodeError, decode_to_bgr
 from .common import PreparationError, ignored_reason, progress
 
 
@@ -84,10 +84,6 @@ def scan(root: Path, ignored: List) -> List[Image]:
 
 def _check(image: Image) -> Image:
     """Fill in the hashes, or the reason the file is not usable."""
-    import cv2
-    import numpy as np
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
     ext = os.path.splitext(image.path.name)[1].lower()
     if ext not in IMG_EXTENSIONS:
         image.reason = (f'not an image file: extension "{ext or "(none)"}" '
@@ -96,28 +92,17 @@ def _check(image: Image) -> Image:
     try:
         data = image.path.read_bytes()
     except OSError as e:
-        data, image.reason = b'', f'cannot be read: {e.strerror or e}'
-    if not data:
-        image.reason = image.reason or 'empty file (0 bytes)'
+        image.reason = f'cannot be read: {e.strerror or e}'
         return image
     image.sha256 = hashlib.sha256(data).hexdigest()
-    try:
-        with PILImage.open(io.BytesIO(data)) as img:
-            img.load()  # a full decode, not a header peek
-            rgb = img.convert('RGB')
-    except UnidentifiedImageError:
-        image.reason = 'not a decodable image: unknown or damaged format'
+    try:  # training's own decoding, in full
+        pixels = decode_to_bgr(data, image.relpath)
+    except ImageDecodeError as e:
+        image.reason = e.reason
         return image
-    except Exception as e:  # PIL raises OSError, ValueError, SyntaxError...
-        image.reason = ('truncated image' if 'truncated' in str(e).lower()
-                        else 'corrupt image data') + f': {e}'
-        return image
-    h = hashlib.sha256(f'{rgb.width}x{rgb.height}:'.encode())
-    h.update(rgb.tobytes())
+    h = hashlib.sha256('{}x{}:'.format(*pixels.shape[:2]).encode())
+    h.update(pixels.tobytes())
     image.pixel_sha256 = h.hexdigest()
-    if cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) is None:
-        image.reason = ('not decodable by OpenCV, which the training '
-                        'pipeline reads images with')
     return image
 
 

@@ -49,7 +49,8 @@ class FlowerRunner(Runner):
     It also resolves ``num_classes='auto'`` (head and data preprocessor) to
     the number of classes of the run's dataset before building the model,
     so a config for any class-folder dataset need not count its classes
-    (``configs/resnet50_custom_folders.py``).
+    (``configs/resnet50_custom_folders.py``), and gives the datasets that
+    take one its work dir (where a list of broken images goes).
 
     ``compile`` (MMEngine's key: False, True or ``torch.compile``'s
     options) compiles the network's forward (:func:`compile_forward`), not
@@ -57,6 +58,17 @@ class FlowerRunner(Runner):
     ``tools/test.py``; ``'auto'`` compiles where it pays
     (:func:`compile_pays`), saying so in one log line.
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for attr in ('_train_dataloader', '_val_dataloader',
+                     '_test_dataloader'):
+            loader = getattr(self, attr)
+            if isinstance(loader, dict) and _dataset_takes(
+                    loader.get('dataset'), 'work_dir'):
+                # Copies: the config, dumped as it was written, keeps none.
+                setattr(self, attr, dict(loader, dataset=dict(
+                    loader['dataset'], work_dir=self.work_dir)))
 
     @staticmethod
     def build_dataloader(dataloader, seed=None, diff_rank_seed=False):
@@ -94,8 +106,7 @@ class FlowerRunner(Runner):
                 'that names its classes: set model.head.num_classes and '
                 'data_preprocessor.num_classes to the number of classes.')
         for loader in loaders[1:]:
-            if 'classes' in inspect.signature(DATASETS.get(
-                    loader['dataset'].get('type')).__init__).parameters:
+            if _dataset_takes(loader['dataset'], 'classes'):
                 loader['dataset'].setdefault('classes', list(classes))
         set_auto_num_classes(model, len(classes))
         # The dumped config says the number, so it rebuilds the model alone.
@@ -164,6 +175,21 @@ class FlowerRunner(Runner):
                 # A config value wins over Runner's device_ids default.
                 model_wrapper_cfg['device_ids'] = None
         return super().wrap_model(model_wrapper_cfg, model)
+
+
+def _dataset_takes(dataset_cfg, argument: str) -> bool:
+    """Whether the class a dataset config builds takes ``argument``
+    (following ``**kwargs`` to its base classes)."""
+    type_ = dataset_cfg.get('type') if isinstance(dataset_cfg, dict) else None
+    cls = type_ if isinstance(type_, type) else DATASETS.get(type_)
+    for klass in getattr(cls, '__mro__', ()):
+        if '__init__' in vars(klass):
+            params = inspect.signature(klass.__init__).parameters
+            if argument in params:
+                return True
+            if all(p.kind is not p.VAR_KEYWORD for p in params.values()):
+                return False
+    return False
 
 
 def init_cpu_dist(launcher: str,
