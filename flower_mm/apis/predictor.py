@@ -20,8 +20,8 @@ from mmengine.dataset import default_collate
 from mmengine.fileio import get as read_bytes
 from mmengine.utils import ProgressBar
 
-from flower_mm.deployment.runtime import cpu_threads
 from flower_mm.transforms import ImageDecodeError, decode_to_bgr
+from flower_mm.utils.machine import usable_cores
 
 # A photo to classify: (name, error or None, a function giving its bytes).
 Source = Tuple[str, Optional[str], Callable[[], bytes]]
@@ -160,7 +160,7 @@ class Predictor:
                        ahead: int) -> Iterator[Prepared]:
         """``sources`` prepared in order, up to ``ahead`` of them in
         advance on threads (OpenCV and the runtimes release the GIL)."""
-        threads = max(1, min(2, cpu_threads()))
+        threads = max(1, min(2, usable_cores()))
         with ThreadPoolExecutor(threads, 'flower-mm-decode') as pool:
             queued = deque(pool.submit(self._prepare, s)
                            for s in sources[:ahead])

@@ -6,7 +6,6 @@ exported-model classifier and the predictors of ``flower_mm.apis`` all take
 these from here, and it imports none of them.
 """
 import json
-import os
 import os.path as osp
 import platform
 from typing import List, Optional, Sequence
@@ -16,6 +15,7 @@ import torch
 from mmengine.dataset import Compose
 from mmengine.registry import DefaultScope
 
+from ..utils.machine import usable_cores
 from ..utils.user_errors import FlowerUserError
 
 # The runtimes an export can run on, as ``--backend`` names them.
@@ -28,14 +28,6 @@ class ExportedModelError(FlowerUserError, ValueError):
 
 class RuntimeUnavailableError(FlowerUserError):
     """A backend that cannot run on this machine."""
-
-
-def cpu_threads() -> int:
-    """The cores this process may run on (``os.sched_getaffinity``), so a
-    container or ``taskset`` limit is respected."""
-    if hasattr(os, 'sched_getaffinity'):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def read_export_description(model_file: str) -> dict:
@@ -137,7 +129,7 @@ class OnnxRuntimeSession(RuntimeSession):
                  int8: bool = False):
         import onnxruntime as ort
         options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads or cpu_threads()
+        options.intra_op_num_threads = num_threads or usable_cores()
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry('session.intra_op.allow_spinning',
@@ -206,7 +198,7 @@ class OpenVINOSession(RuntimeSession):
         core = openvino.Core()
         float_precision = float_precision or openvino_default_precision()
         config = {
-            'INFERENCE_NUM_THREADS': num_threads or cpu_threads(),
+            'INFERENCE_NUM_THREADS': num_threads or usable_cores(),
             'PERFORMANCE_HINT': 'LATENCY',
             'INFERENCE_PRECISION_HINT':
             'bf16' if float_precision == 'bfloat16' else 'f32',

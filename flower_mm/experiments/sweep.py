@@ -1,7 +1,6 @@
 """A sweep: every config of some experiments with N seeds, each run an
 ordinary ``tools/train.py`` that resumes itself, handed to a launcher."""
 import argparse
-import fcntl
 import json
 import os
 import os.path as osp
@@ -9,6 +8,7 @@ import sys
 import time
 from typing import List, NamedTuple, Optional, Sequence
 
+from filelock import FileLock, Timeout
 from mmengine.config import Config, DictAction
 from mmengine.logging import MMLogger
 
@@ -243,23 +243,27 @@ class Sweep:
                 f'{result.best_top1:.2f} (epoch {result.best_epoch}), '
                 f'final {result.final_top1:.2f}')
 
-    def _lock(self):
+    def _lock(self) -> FileLock:
         """Hold ``work_root/sweep.lock``: two sweeps training into one work
-        dir would wreck it (or submit its run twice)."""
-        lock = open(osp.join(self.work_root, 'sweep.lock'), 'a+')
+        dir would wreck it (or submit its run twice). ``filelock``, as data
+        preparation locks, so a sweep also runs on macOS and Windows; the
+        holder's pid is in ``sweep.lock.owner`` for the other's message."""
+        lock = FileLock(osp.join(self.work_root, 'sweep.lock'), timeout=0)
+        owner_file = osp.join(self.work_root, 'sweep.lock.owner')
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            lock.seek(0)
-            owner = lock.read().strip() or 'another process'
-            lock.close()
+            lock.acquire()
+        except Timeout:
+            try:
+                with open(owner_file) as f:
+                    owner = f.read().strip()
+            except OSError:
+                owner = ''
             raise SweepError(
-                f'Another tools/sweep.py ({owner}) is working in '
-                f'{self.work_root}: wait for it to end, or use another '
-                '--work-root.')
-        lock.truncate(0)
-        lock.write(f'pid {os.getpid()}')
-        lock.flush()
+                f'Another tools/sweep.py ({owner or "another process"}) is '
+                f'working in {self.work_root}: wait for it to end, or use '
+                'another --work-root.') from None
+        with open(owner_file, 'w') as f:
+            f.write(f'pid {os.getpid()}')
         return lock
 
     def run(self, collect_only: bool = False) -> List[str]:
@@ -286,7 +290,7 @@ class Sweep:
             self.log_results_written()
             return failed
         finally:
-            lock.close()
+            lock.release()
 
     def log_results_written(self) -> None:
         self.logger.info('Results: ' + ', '.join(

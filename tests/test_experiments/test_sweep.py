@@ -292,6 +292,6 @@ def test_two_sweeps_in_one_work_root_are_refused(tmp_path, monkeypatch):
             Sweep(['table3'], work_root,
                   launcher=SlurmLauncher('flowers')).run()
     finally:
-        held.close()
+        held.release()
     # Collecting results needs no lock.
     assert Sweep(['table3'], work_root).run(collect_only=True) == []
