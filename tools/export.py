@@ -22,7 +22,6 @@ import argparse
 import os.path as osp
 import sys
 
-
 from mmengine.config import Config
 
 import flower_mm.registration  # noqa: F401  (also for old configs)

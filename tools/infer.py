@@ -20,7 +20,6 @@ read (they are listed with the reason), 2 for usage errors.
 import argparse
 import sys
 
-
 from mmengine.config import Config
 
 import flower_mm.registration  # noqa: F401  (also for old configs)

@@ -11,7 +11,6 @@ import argparse
 import os.path as osp
 import sys
 
-
 from flower_mm.visualization import (
     DEFAULT_KEYS, ScalarsNotFoundError, load_runs, plot_training_curves)
 

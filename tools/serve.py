@@ -11,7 +11,6 @@ authentication, so exposing it lets anyone who reaches the port use it.
 """
 import argparse
 
-
 from mmengine.config import Config
 
 import flower_mm.registration  # noqa: F401  (also for old configs)

@@ -19,7 +19,6 @@ import argparse
 import os.path as osp
 import sys
 
-
 from mmengine.config import Config
 from mmengine.utils import track_iter_progress
 
