@@ -253,10 +253,14 @@ def load_predictor(config,
             choice.model_file)
         predictor = _load_export(choice, export_float_precision(cfg))
     predictor.choice = choice.reason
-    print_log(f'Backend: {predictor.backend} '
-              f'({osp.basename(predictor.model_file)}; {predictor.choice})',
-              logger='current')
+    log_backend(predictor.backend, predictor.model_file, predictor.choice)
     return predictor
+
+
+def log_backend(backend: str, model_file: str, reason: str) -> None:
+    """The one log line of what runs which file, and why."""
+    print_log(f'Backend: {backend} ({osp.basename(model_file)}; {reason})',
+              logger='current')
 
 
 def _load_export(choice: BackendChoice, float_precision: str) -> Predictor:

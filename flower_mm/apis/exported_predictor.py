@@ -26,7 +26,6 @@ class ExportedModelPredictor(Predictor):
         classes, device, backend, precision, model_file, meta (the
         export's JSON).
     """
-    runtime: str
 
     def __init__(self,
                  model_file: str,

@@ -62,12 +62,14 @@ class Predictor:
         """E.g. 'pytorch-compiled (bfloat16 autocast, channels-last)'."""
         return f'{self.backend} ({self.precision})'
 
-    def warm_up(self, batch_size: int = 2) -> None:
+    def warm_up(self) -> None:
         """Run a batch of a grey photo, so that what the first batch costs
-        (compiling, allocating) is not a user's wait."""
+        (compiling, allocating) is not a user's wait. Two photos: the
+        compiled forward runs every batch size through the graph of a
+        batch of two or more (``compile_forward``)."""
         import numpy as np
         grey = self.preprocess(np.full((256, 256, 3), 128, np.uint8))
-        self.predict_batch(default_collate([grey] * min(batch_size, 2)))
+        self.predict_batch(default_collate([grey] * 2))
 
     def predict(self,
                 items: Sequence[Tuple[str, Optional[str]]],

@@ -72,10 +72,11 @@ class CompiledPyTorchPredictor(PyTorchPredictor):
     """A checkpoint with its forward compiled by ``torch.compile``
     (Inductor, weights frozen into the graph; backend
     ``pytorch-compiled``): the same model, precision and answers as
-    :class:`PyTorchPredictor`, 3-4x faster on a 2-core CPU with native
-    bf16 once compiled. The first batch takes the compile time (20-50 s on
-    2 cores; less with Inductor's on-disk cache); later batch sizes reuse
-    the graph. Explanations (:func:`compute_cam`) run the eager forward.
+    :class:`PyTorchPredictor`, 1.8x as fast end to end on a 2-core CPU
+    with native bf16 (docs/benchmarks.md#backends). The first batch takes
+    the compile time (about 10 s there; less with Inductor's on-disk
+    cache); later batch sizes reuse the graph. Explanations
+    (:func:`compute_cam`) run the eager forward.
     """
     backend = 'pytorch-compiled'
 

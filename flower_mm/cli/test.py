@@ -1,13 +1,11 @@
 """``tools/test.py``'s arguments (MMPretrain's) and their merge into a
 config."""
 import argparse
-import os.path as osp
 
 from mmengine.config import Config
-from mmengine.logging import print_log
 
 from ..apis import (check_export_fits_config, choose_backend,
-                    export_float_precision, is_export)
+                    export_float_precision, is_export, log_backend)
 from ..deployment import read_export_description
 from ..utils import AMP_FLAG_HELP, merge_cfg_options
 from . import add_run_arguments, merge_run_arguments
@@ -83,7 +81,5 @@ def use_export(cfg: Config, args: argparse.Namespace) -> Config:
     cfg.data_preprocessor = None
     cfg.load_from = None
     cfg.compile = False
-    print_log(f'Backend: {choice.backend} '
-              f'({osp.basename(choice.model_file)}; {choice.reason})',
-              logger='current')
+    log_backend(choice.backend, choice.model_file, choice.reason)
     return cfg

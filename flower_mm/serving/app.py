@@ -126,7 +126,7 @@ def create_app(config,
                                None if device == 'auto' else device,
                                num_images=SERVICE)
     # The first batch compiles (pytorch-compiled): before the first user.
-    predictor.warm_up(max_batch)
+    predictor.warm_up()
     info = dict(
         classes=list(predictor.classes),
         config=config if isinstance(config, str) else str(config.filename),

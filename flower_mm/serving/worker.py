@@ -15,8 +15,7 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable, List, Sequence
 
-# Photos as ``Predictor.prepare_bytes`` returns them.
-Files = Sequence[tuple]
+from ..apis.predictor import Prepared
 
 
 class QueueFullError(Exception):
@@ -24,10 +23,10 @@ class QueueFullError(Exception):
 
 
 class _Job:
-    __slots__ = ('files', 'topk', 'future')
+    __slots__ = ('photos', 'topk', 'future')
 
-    def __init__(self, files: Files, topk: int):
-        self.files, self.topk, self.future = files, topk, Future()
+    def __init__(self, photos: Sequence[Prepared], topk: int):
+        self.photos, self.topk, self.future = photos, topk, Future()
 
 
 class _Call:
@@ -92,10 +91,10 @@ class BatchingWorker:
             self._thread.join()
             self._thread = None
 
-    def submit(self, files: Files, topk: int) -> Future:
+    def submit(self, photos: Sequence[Prepared], topk: int) -> Future:
         """Queue one request's photos (from ``prepare_bytes``); its future
         gives one result per photo, as ``classify_prepared`` returns them."""
-        job = _Job(list(files), topk)
+        job = _Job(list(photos), topk)
         self._put(job)
         return job.future
 
@@ -123,7 +122,7 @@ class BatchingWorker:
             if isinstance(first, _Call):
                 first.run()
                 continue
-            jobs, images, call = [first], len(first.files), None
+            jobs, images, call = [first], len(first.photos), None
             deadline = time.monotonic() + self.max_wait
             while images < self.max_batch:
                 try:
@@ -138,25 +137,25 @@ class BatchingWorker:
                     call = job  # runs once this batch is answered
                     break
                 jobs.append(job)
-                images += len(job.files)
+                images += len(job.photos)
             self._answer(jobs)
             if call is not None:
                 call.run()
 
     def _answer(self, jobs: List[_Job]) -> None:
-        files = [f for job in jobs for f in job.files]
+        photos = [p for job in jobs for p in job.photos]
         try:
             results = self.classifier.classify_prepared(
-                files, max(job.topk for job in jobs), self.max_batch)
+                photos, max(job.topk for job in jobs), self.max_batch)
         except Exception as err:  # these requests fail, the thread lives on
             for job in jobs:
                 job.future.set_exception(err)
             return
-        self.batch_sizes.append(len(files))
+        self.batch_sizes.append(len(photos))
         start = 0
         for job in jobs:
-            mine = results[start:start + len(job.files)]
-            start += len(job.files)
+            mine = results[start:start + len(job.photos)]
+            start += len(job.photos)
             for result in mine:
                 result['topk'] = result['topk'][:job.topk]
             job.future.set_result(mine)

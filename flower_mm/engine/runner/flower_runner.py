@@ -117,10 +117,9 @@ class FlowerRunner(Runner):
 
     def _maybe_compile(self, target: str) -> None:
         """MMEngine calls it to compile ``train_step`` before training."""
-        loop = self.train_loop
-        images = (loop.max_iters - loop.iter) * self.world_size * getattr(
-            loop.dataloader, 'batch_size', 1)
-        self._compile_forward(images, training=True)
+        # The run's length does not matter: 'auto' keeps training eager
+        # (compile_pays), compile=True compiles it.
+        self._compile_forward(0, training=True)
 
     def build_test_loop(self, loop):
         loop = super().build_test_loop(loop)
